@@ -1,0 +1,32 @@
+# The README's two commands: `make run` and `make test`. Everything else is what they need.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test install bench clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(VENV)/.installed node_modules/.installed
+
+## Azurite + Microsoft 365 simulator (demo tenants) + local Functions host on :7071
+run: install
+	$(PY) -m devtools.run $(ARGS)
+
+## The whole test suite (starts its own Azurite and simulator on free ports)
+test: install
+	$(PY) -m pytest $(ARGS)
+
+## Benchmarks (print figures; see devtools/bench/)
+bench: install
+	$(PY) -m devtools.bench $(ARGS)
+
+clean:
+	rm -rf $(VENV) node_modules .local .pytest_cache

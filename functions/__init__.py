@@ -1,0 +1,10 @@
+"""Thin triggers: parse the request, call a service in ``shared``, shape the response."""
+from __future__ import annotations
+
+import azure.functions as func
+
+
+def blueprints() -> list[func.Blueprint]:
+    from functions import health
+
+    return [health.bp]

@@ -1,0 +1,148 @@
+"""The one place that reads app settings.
+
+The Functions host (Azure or ``devtools.local_host``) exposes app settings as environment
+variables. Every setting the application reads is declared in :data:`SETTINGS` with its meaning
+and local default; ``local.settings.sample.json``, the Bicep app settings and the README table are
+checked against this list by ``tests/unit/test_consistency.py``.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from typing import Mapping
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    meaning: str
+    default: str | None = None
+    #: True when only the local cloud uses it (absent from the Azure deployment).
+    local_only: bool = False
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("AzureWebJobsStorage",
+            "Storage connection for queues and tables (Azurite locally). In Azure the identity-based "
+            "form AzureWebJobsStorage__accountName / __credential / __clientId is used instead.",
+            local_only=True),
+    Setting("AzureWebJobsStorage__accountName",
+            "Storage account name for identity-based connections (Azure)."),
+    Setting("AzureWebJobsStorage__credential", "'managedidentity' in Azure."),
+    Setting("AzureWebJobsStorage__clientId", "Client id of the user-assigned managed identity."),
+    Setting("KEY_VAULT_URI", "Key Vault that holds app passwords and webhook secrets.",
+            "https://demo.vault.azure.net/"),
+    Setting("M365_CLOUD", "Microsoft cloud: public | usgov | china | local (the simulator).", "public"),
+    Setting("M365_CLIENT_ID",
+            "Public client application id used for the modern (ROPC) sign-in of service accounts.",
+            "1950a258-227b-4e31-a9cf-717495945fc2"),
+    Setting("LOCAL_CLOUD_ENDPOINT",
+            "local cloud only: host:port where Microsoft host names resolve (the simulator).",
+            "127.0.0.1:8443", local_only=True),
+    Setting("LOCAL_CLOUD_CA_BUNDLE",
+            "local cloud only: PEM bundle of the simulator's CA.", ".local/m365sim/ca.pem",
+            local_only=True),
+    Setting("AZURE_TENANT_ID", "Tenant of the app's own identity (local cloud: the simulator's).",
+            local_only=True),
+    Setting("AZURE_CLIENT_ID",
+            "Client id of the app's own identity: the user-assigned managed identity in Azure."),
+    Setting("AZURE_CLIENT_SECRET", "local cloud only: secret of the app's simulator identity.",
+            local_only=True),
+    Setting("RESERVED_IP_RANGES",
+            "Comma-separated CIDR ranges the service signs in from (spec: reserved IP addresses).",
+            "203.0.113.0/28,198.51.100.16/29"),
+    Setting("UPSTREAM_TIMEOUT_SECONDS", "Timeout of every call to Entra, SharePoint, Graph.", "10"),
+    Setting("REVALIDATION_SCHEDULE", "NCRONTAB (6 fields) of scheduled revalidation.", "0 0 2 * * *"),
+    Setting("REVALIDATION_MAX_AGE_HOURS",
+            "Scheduled revalidation re-checks profiles last validated longer ago than this (0: all).",
+            "24"),
+    Setting("WEBHOOK_REPLAY_WINDOW_SECONDS", "Accepted age of a signed webhook's timestamp.", "300"),
+    Setting("POOL_LEASE_SECONDS", "Default lease time of an account-pool member.", "300"),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+CLOUDS = ("public", "usgov", "china", "local")
+
+
+class ConfigurationError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if value is None or value == "":
+        return _BY_NAME[name].default
+    return value
+
+
+def _int(env: Mapping[str, str], name: str) -> int:
+    raw = _get(env, name)
+    try:
+        return int(raw or "")
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def parse_cidrs(raw: str, *, setting: str = "RESERVED_IP_RANGES") -> tuple[str, ...]:
+    ranges = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        try:
+            ranges.append(str(ipaddress.ip_network(part, strict=True)))
+        except ValueError as exc:
+            raise ConfigurationError(f"{setting}: {part!r} is not a CIDR range ({exc})") from None
+    return tuple(ranges)
+
+
+@dataclass(frozen=True)
+class Settings:
+    storage_connection_string: str | None
+    storage_account_name: str | None
+    storage_client_id: str | None
+    key_vault_uri: str
+    cloud: str
+    m365_client_id: str
+    local_cloud_endpoint: str
+    local_cloud_ca_bundle: str
+    azure_tenant_id: str | None
+    azure_client_id: str | None
+    azure_client_secret: str | None = field(repr=False, default=None)
+    reserved_ip_ranges: tuple[str, ...] = ()
+    upstream_timeout: float = 10.0
+    revalidation_schedule: str = "0 0 2 * * *"
+    revalidation_max_age_hours: int = 24
+    webhook_replay_window_seconds: int = 300
+    pool_lease_seconds: int = 300
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        cloud = (_get(env, "M365_CLOUD") or "public").lower()
+        if cloud not in CLOUDS:
+            raise ConfigurationError(f"M365_CLOUD must be one of {', '.join(CLOUDS)}, got {cloud!r}")
+        conn = _get(env, "AzureWebJobsStorage")
+        account = _get(env, "AzureWebJobsStorage__accountName")
+        if not conn and not account:
+            raise ConfigurationError(
+                "Set AzureWebJobsStorage (connection string) or AzureWebJobsStorage__accountName")
+        return cls(
+            storage_connection_string=conn,
+            storage_account_name=account,
+            storage_client_id=_get(env, "AzureWebJobsStorage__clientId"),
+            key_vault_uri=_get(env, "KEY_VAULT_URI") or "",
+            cloud=cloud,
+            m365_client_id=_get(env, "M365_CLIENT_ID") or "",
+            local_cloud_endpoint=_get(env, "LOCAL_CLOUD_ENDPOINT") or "",
+            local_cloud_ca_bundle=_get(env, "LOCAL_CLOUD_CA_BUNDLE") or "",
+            azure_tenant_id=_get(env, "AZURE_TENANT_ID"),
+            azure_client_id=_get(env, "AZURE_CLIENT_ID"),
+            azure_client_secret=_get(env, "AZURE_CLIENT_SECRET"),
+            reserved_ip_ranges=parse_cidrs(_get(env, "RESERVED_IP_RANGES") or ""),
+            upstream_timeout=float(_int(env, "UPSTREAM_TIMEOUT_SECONDS")),
+            revalidation_schedule=_get(env, "REVALIDATION_SCHEDULE") or "",
+            revalidation_max_age_hours=_int(env, "REVALIDATION_MAX_AGE_HOURS"),
+            webhook_replay_window_seconds=_int(env, "WEBHOOK_REPLAY_WINDOW_SECONDS"),
+            pool_lease_seconds=_int(env, "POOL_LEASE_SECONDS"),
+        )

@@ -1,0 +1,23 @@
+"""Stable names of queues, tables and secrets (DESIGN §4). Bicep and tests check against these."""
+
+VALIDATION_REQUESTS_QUEUE = "validation-requests"
+OUTCOMES_QUEUE = "troubleshooting-outcomes"
+QUEUES = (VALIDATION_REQUESTS_QUEUE, OUTCOMES_QUEUE)
+
+PROFILES_TABLE = "Profiles"
+VALIDATIONS_TABLE = "Validations"
+JOBS_TABLE = "ValidationJobs"
+POOL_TABLE = "PoolLeases"
+WEBHOOK_EVENTS_TABLE = "WebhookEvents"
+TABLES = (PROFILES_TABLE, VALIDATIONS_TABLE, JOBS_TABLE, POOL_TABLE, WEBHOOK_EVENTS_TABLE)
+
+#: The Functions connection name that triggers and the app's storage clients use.
+STORAGE_CONNECTION = "AzureWebJobsStorage"
+
+
+def profile_secret_name(tenant_id: str, profile_id: str) -> str:
+    return f"profile-{tenant_id}-{profile_id}"
+
+
+def webhook_secret_name(portal_id: str) -> str:
+    return f"webhook-{portal_id}"
