@@ -5,6 +5,6 @@ import azure.functions as func
 
 
 def blueprints() -> list[func.Blueprint]:
-    from functions import health
+    from functions import health, profiles
 
-    return [health.bp]
+    return [health.bp, profiles.bp]

@@ -1,0 +1,206 @@
+"""Profiles in Table Storage: one partition per tenant, a name-index row per profile.
+
+The profile row and its name-index row are written in one entity-group transaction, so a name is
+unique per tenant even under concurrent creates, and a rename never leaves two rows behind.
+The table ETag is the profile's ETag.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (AzureError, HttpResponseError,
+                                   ResourceModifiedError, ResourceNotFoundError, ServiceRequestError,
+                                   ServiceResponseError)
+from azure.data.tables import TableClient, TableTransactionError, UpdateMode
+
+from shared.domain.errors import DependencyUnavailable, NameConflict, PreconditionFailed, ProfileNotFound
+from shared.domain.ports import Page, ProfileRepository
+from shared.domain.profile import (AdminCenter, AdminCenterMode, HistoryEntry, LastValidation, SecretRef,
+                                   ServiceAccountProfile, name_key)
+
+PROFILE = "profile"
+NAME_INDEX = "name"
+
+
+def _name_row_key(name: str) -> str:
+    return "name-" + hashlib.sha256(name_key(name).encode()).hexdigest()[:48]
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def to_entity(p: ServiceAccountProfile) -> dict[str, Any]:
+    lv = p.last_validation
+    return {
+        "PartitionKey": p.tenant_id, "RowKey": p.id, "EntityType": PROFILE,
+        "Name": p.name, "NameKey": name_key(p.name), "Description": p.description,
+        "MfaEnabled": p.mfa_enabled, "Kind": p.kind.value, "Username": p.username,
+        "AdminCenterMode": p.admin_center.mode.value, "AdminCenterUrl": p.admin_center.url or "",
+        "SecretName": p.secret.name if p.secret else "", "SecretVersion": p.secret.version if p.secret else "",
+        "PasswordUpdatedAt": p.password_updated_at, "CreatedAt": p.created_at, "UpdatedAt": p.updated_at,
+        "LastValidationStatus": lv.status if lv else "", "LastValidationMessageId": (lv.message_id or "") if lv else "",
+        "LastValidationAt": lv.at if lv else None,
+        "LegacyAppsBlocked": p.legacy_apps_blocked,
+        "History": json.dumps([h.to_dict() for h in p.history]),
+    }
+
+
+def from_entity(e: dict[str, Any]) -> ServiceAccountProfile:
+    lv = None
+    if e.get("LastValidationStatus"):
+        lv = LastValidation(e["LastValidationStatus"], e.get("LastValidationMessageId") or None,
+                            _utc(e["LastValidationAt"]))
+    history = tuple(HistoryEntry(datetime.fromisoformat(h["at"]), h["event"], h.get("detail", ""))
+                    for h in json.loads(e.get("History") or "[]"))
+    return ServiceAccountProfile(
+        id=e["RowKey"], tenant_id=e["PartitionKey"], name=e["Name"], description=e.get("Description", ""),
+        mfa_enabled=bool(e["MfaEnabled"]), username=e["Username"],
+        admin_center=AdminCenter(AdminCenterMode(e["AdminCenterMode"]), e.get("AdminCenterUrl") or None),
+        secret=SecretRef(e["SecretName"], e["SecretVersion"]) if e.get("SecretName") else None,
+        password_updated_at=_utc(e.get("PasswordUpdatedAt")), created_at=_utc(e["CreatedAt"]),
+        updated_at=_utc(e["UpdatedAt"]), last_validation=lv,
+        legacy_apps_blocked=bool(e.get("LegacyAppsBlocked", False)), history=history,
+        etag=e.metadata.get("etag") if hasattr(e, "metadata") else None)
+
+
+def _encode_token(token: Any) -> str | None:
+    if not token:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(token).encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str | None) -> Any:
+    if not token:
+        return None
+    try:
+        return json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except ValueError:
+        from shared.domain.errors import FieldError, InvalidInput
+
+        raise InvalidInput([FieldError("continuationToken", "format", "Not a token this API issued.")]) from None
+
+
+def _unavailable(exc: AzureError) -> DependencyUnavailable:
+    return DependencyUnavailable("Table Storage")
+
+
+class TableProfileRepository(ProfileRepository):
+    def __init__(self, table: TableClient):
+        self._table = table
+
+    def _transaction(self, operations: list) -> list:
+        try:
+            return self._table.submit_transaction(operations)
+        except TableTransactionError as exc:
+            code = getattr(exc, "error_code", None) or ""
+            if exc.status_code == 412 or "UpdateConditionNotSatisfied" in str(code):
+                raise PreconditionFailed() from exc
+            if exc.status_code == 409 or "EntityAlreadyExists" in str(code):
+                raise NameConflict("") from exc
+            if exc.status_code == 404:
+                raise PreconditionFailed() from exc
+            raise
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise _unavailable(exc) from exc
+
+    def add(self, profile: ServiceAccountProfile) -> ServiceAccountProfile:
+        name_row = {"PartitionKey": profile.tenant_id, "RowKey": _name_row_key(profile.name),
+                    "EntityType": NAME_INDEX, "ProfileId": profile.id}
+        try:
+            results = self._transaction([("create", to_entity(profile)), ("create", name_row)])
+        except NameConflict:
+            raise NameConflict(profile.name) from None
+        return _with_etag(profile, results[0])
+
+    def get(self, tenant_id: str, profile_id: str) -> ServiceAccountProfile:
+        try:
+            entity = self._table.get_entity(tenant_id, profile_id)
+        except ResourceNotFoundError:
+            raise ProfileNotFound(profile_id) from None
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise _unavailable(exc) from exc
+        if entity.get("EntityType") != PROFILE:
+            raise ProfileNotFound(profile_id)
+        return from_entity(entity)
+
+    def update(self, profile: ServiceAccountProfile, *, previous_name: str, etag: str) -> ServiceAccountProfile:
+        ops: list = [("update", to_entity(profile),
+                      {"mode": UpdateMode.REPLACE, "etag": etag, "match_condition": MatchConditions.IfNotModified})]
+        if _name_row_key(previous_name) != _name_row_key(profile.name):
+            ops.append(("delete", {"PartitionKey": profile.tenant_id, "RowKey": _name_row_key(previous_name)}))
+            ops.append(("create", {"PartitionKey": profile.tenant_id, "RowKey": _name_row_key(profile.name),
+                                   "EntityType": NAME_INDEX, "ProfileId": profile.id}))
+        try:
+            results = self._transaction(ops)
+        except NameConflict:
+            raise NameConflict(profile.name) from None
+        return _with_etag(profile, results[0])
+
+    def delete(self, tenant_id: str, profile_id: str, *, etag: str) -> None:
+        current = self.get(tenant_id, profile_id)
+        self._transaction([
+            ("delete", {"PartitionKey": tenant_id, "RowKey": profile_id},
+             {"etag": etag, "match_condition": MatchConditions.IfNotModified}),
+            ("delete", {"PartitionKey": tenant_id, "RowKey": _name_row_key(current.name)}),
+        ])
+
+    def list(self, tenant_id: str, *, kind: str | None = None, last_status: str | None = None,
+             page_size: int = 50, continuation_token: str | None = None) -> Page:
+        clauses = ["PartitionKey eq @tenant", "EntityType eq @type"]
+        params: dict[str, Any] = {"tenant": tenant_id, "type": PROFILE}
+        if kind:
+            clauses.append("Kind eq @kind")
+            params["kind"] = kind
+        if last_status:
+            clauses.append("LastValidationStatus eq @status")
+            params["status"] = "" if last_status == "never" else last_status
+        pager = self._table.query_entities(" and ".join(clauses), parameters=params,
+                                           results_per_page=page_size).by_page(
+            continuation_token=_decode_token(continuation_token))
+        try:
+            items = [from_entity(e) for e in next(pager, [])]
+        except HttpResponseError as exc:
+            if exc.status_code == 400 and continuation_token:
+                return self.list(tenant_id, kind=kind, last_status=last_status, page_size=page_size)
+            raise
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise _unavailable(exc) from exc
+        return Page(items, _encode_token(pager.continuation_token))
+
+    def name_exists(self, tenant_id: str, name: str, *, exclude_profile_id: str | None = None) -> bool:
+        try:
+            row = self._table.get_entity(tenant_id, _name_row_key(name))
+        except ResourceNotFoundError:
+            return False
+        return row.get("ProfileId") != exclude_profile_id
+
+    def record_validation(self, profile: ServiceAccountProfile, last: LastValidation, *,
+                          legacy_apps_blocked: bool | None = None) -> None:
+        """Merge the last validation into the row without touching user-edited fields."""
+        patch: dict[str, Any] = {"PartitionKey": profile.tenant_id, "RowKey": profile.id,
+                                 "LastValidationStatus": last.status,
+                                 "LastValidationMessageId": last.message_id or "",
+                                 "LastValidationAt": last.at}
+        if legacy_apps_blocked is not None:
+            patch["LegacyAppsBlocked"] = legacy_apps_blocked
+        try:
+            self._table.update_entity(patch, mode=UpdateMode.MERGE)
+        except ResourceNotFoundError:
+            raise ProfileNotFound(profile.id) from None
+        except ResourceModifiedError as exc:  # pragma: no cover - MERGE without etag does not conflict
+            raise PreconditionFailed() from exc
+
+
+def _with_etag(profile: ServiceAccountProfile, metadata: Any) -> ServiceAccountProfile:
+    from dataclasses import replace
+
+    return replace(profile, etag=metadata.get("etag"))
+

@@ -1,0 +1,114 @@
+"""Composition root: builds adapters and services once per process from :class:`Settings`.
+
+Triggers call :func:`deps`; tests may build their own :class:`Deps` with fakes or other settings.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+
+from shared import names
+from shared.cloud import CloudEndpoints, endpoints_for
+from shared.config import Settings
+
+
+@dataclass
+class Deps:
+    settings: Settings
+
+    @cached_property
+    def endpoints(self) -> CloudEndpoints:
+        return endpoints_for(self.settings.cloud)
+
+    @cached_property
+    def http_session(self):
+        from shared.adapters.http_session import build_session
+
+        return build_session(self.settings)
+
+    @cached_property
+    def credential(self):
+        from shared.adapters.http_session import build_credential
+
+        return build_credential(self.settings)
+
+    @cached_property
+    def table_service(self):
+        from shared.adapters.storage import table_service
+
+        service = table_service(self.settings)
+        for table in names.TABLES:
+            service.create_table_if_not_exists(table)
+        return service
+
+    def table(self, name: str):
+        return self.table_service.get_table_client(name)
+
+    @cached_property
+    def _queues_ready(self) -> bool:
+        from azure.core.exceptions import ResourceExistsError
+
+        from shared.adapters.storage import queue_service
+
+        service = queue_service(self.settings)
+        for queue in names.QUEUES:
+            try:
+                service.create_queue(queue)
+            except ResourceExistsError:
+                pass
+        return True
+
+    def queue(self, name: str):
+        from shared.adapters.storage import queue_client
+
+        _ = self._queues_ready  # creates the queues once per process
+        return queue_client(self.settings, name)
+
+    @cached_property
+    def secret_client(self):
+        from azure.keyvault.secrets import SecretClient
+
+        from shared.adapters.http_session import build_transport
+        from shared.adapters.keyvault_secret_store import CLIENT_OPTIONS
+
+        return SecretClient(self.settings.key_vault_uri, self.credential,
+                            transport=build_transport(self.settings, self.http_session), **CLIENT_OPTIONS)
+
+    @cached_property
+    def secrets(self):
+        from shared.adapters.keyvault_secret_store import KeyVaultSecretStore
+
+        return KeyVaultSecretStore(self.secret_client)
+
+    @cached_property
+    def profile_repository(self):
+        from shared.adapters.table_profile_repository import TableProfileRepository
+
+        return TableProfileRepository(self.table(names.PROFILES_TABLE))
+
+    @cached_property
+    def profile_services(self):
+        from shared.services.profiles import ProfileServices
+
+        return ProfileServices(self.profile_repository, self.secrets, self.endpoints)
+
+
+_lock = threading.Lock()
+_deps: Deps | None = None
+
+
+def deps() -> Deps:
+    """The process-wide dependencies (settings read once from the environment)."""
+    global _deps
+    with _lock:
+        if _deps is None:
+            _deps = Deps(Settings.from_env())
+        return _deps
+
+
+def reset() -> None:
+    """Forget the process-wide dependencies (settings changed)."""
+    global _deps
+    with _lock:
+        _deps = None

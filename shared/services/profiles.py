@@ -1,0 +1,184 @@
+"""Profile use cases: create, get, list, patch (merge patch), delete.
+
+Write order keeps a profile whole: the secret is written first, the row second. If Key Vault fails,
+nothing is written. If the row write fails after a secret write, the new secret version is
+referenced by no row; reads always name an explicit version, so it is harmless, and it is also
+disabled (create: the whole secret soft-deleted) on a best-effort basis.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from shared.cloud import CloudEndpoints
+from shared.domain.errors import (DependencyUnavailable, NameConflict, PreconditionFailed,
+                                  PreconditionRequired, ProfileError)
+from shared.domain.ports import Page, ProfileRepository, SecretStore
+from shared.domain.profile import (AdminCenterMode, HistoryEntry, Kind, ProfileInput, ServiceAccountProfile,
+                                   guidance, limitation_catalog, merge_patch, parse_profile_input,
+                                   profile_as_form)
+from shared.names import profile_secret_name
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class ProfileServices:
+    """The profile use cases over their ports (built by :mod:`shared.bootstrap`)."""
+
+    profiles: ProfileRepository
+    secrets: SecretStore
+    endpoints: CloudEndpoints
+    clock: Clock = utcnow
+
+    # -- queries ---------------------------------------------------------------------------
+    def get_profile(self, tenant_id: str, profile_id: str) -> ServiceAccountProfile:
+        return self.profiles.get(tenant_id, profile_id)
+
+    def list_profiles(self, tenant_id: str, *, kind: str | None = None, last_status: str | None = None,
+                      page_size: int = 50, continuation_token: str | None = None) -> Page:
+        return self.profiles.list(tenant_id, kind=kind, last_status=last_status, page_size=page_size,
+                                  continuation_token=continuation_token)
+
+    # -- commands --------------------------------------------------------------------------
+    def create_profile(self, tenant_id: str, body: Any, *, correlation_id: str) -> ServiceAccountProfile:
+        form = parse_profile_input(body, require_password=True)
+        if self.profiles.name_exists(tenant_id, form.name):
+            raise NameConflict(form.name)
+        now = self.clock()
+        profile_id = str(uuid.uuid4())
+        secret = self.secrets.set_secret(profile_secret_name(tenant_id, profile_id), form.password,
+                                         tags=_tags(tenant_id, profile_id))
+        profile = ServiceAccountProfile(
+            id=profile_id, tenant_id=tenant_id, name=form.name, description=form.description,
+            mfa_enabled=form.mfa_enabled, username=form.username, admin_center=form.admin_center,
+            secret=secret, password_updated_at=now, created_at=now, updated_at=now,
+            history=(HistoryEntry(now, "created", f"kind {Kind.MFA.value if form.mfa_enabled else Kind.COMMON.value}"),))
+        try:
+            saved = self.profiles.add(profile)
+        except (ProfileError, Exception):
+            # The secret belongs to a profile id that now never exists: remove it (soft delete).
+            self._best_effort(lambda: self.secrets.delete_secret(secret.name), "delete orphan secret")
+            raise
+        log.info("profile created", extra={"correlation_id": correlation_id, "tenant_id": tenant_id,
+                                           "profile_id": profile_id, "kind": saved.kind.value})
+        return saved
+
+    def patch_profile(self, tenant_id: str, profile_id: str, patch: Any, *, if_match: str | None,
+                      correlation_id: str) -> ServiceAccountProfile:
+        if not if_match:
+            raise PreconditionRequired()
+        current = self.profiles.get(tenant_id, profile_id)
+        if if_match != "*" and if_match != current.etag:
+            raise PreconditionFailed()
+        if not isinstance(patch, dict):
+            parse_profile_input(patch, require_password=False)  # raises the body-type error
+        merged = merge_patch(profile_as_form(current), {k: v for k, v in patch.items() if k != "password"})
+        if "password" in patch:
+            merged["password"] = patch["password"]
+        form = parse_profile_input(merged, require_password=False)
+        if form.name != current.name and self.profiles.name_exists(tenant_id, form.name,
+                                                                   exclude_profile_id=profile_id):
+            raise NameConflict(form.name)
+        now = self.clock()
+        updated = self._apply(current, form, now)
+        new_secret = None
+        if form.password is not None:
+            new_secret = self.secrets.set_secret(current.secret.name if current.secret else
+                                                 profile_secret_name(tenant_id, profile_id), form.password,
+                                                 tags=_tags(tenant_id, profile_id))
+            updated = replace(updated, secret=new_secret, password_updated_at=now).with_history(
+                HistoryEntry(now, "passwordChanged", "a new secret version was written"))
+        try:
+            saved = self.profiles.update(updated, previous_name=current.name, etag=current.etag or "")
+        except Exception:
+            if new_secret is not None:
+                # Not referenced by any row (reads name a version); disabling makes that explicit.
+                self._best_effort(lambda: self.secrets.disable_version(new_secret), "disable orphan version")
+            raise
+        log.info("profile updated", extra={"correlation_id": correlation_id, "tenant_id": tenant_id,
+                                           "profile_id": profile_id, "kind": saved.kind.value,
+                                           "password_changed": new_secret is not None})
+        return saved
+
+    def delete_profile(self, tenant_id: str, profile_id: str, *, if_match: str | None,
+                       correlation_id: str) -> None:
+        if not if_match:
+            raise PreconditionRequired()
+        current = self.profiles.get(tenant_id, profile_id)
+        if if_match != "*" and if_match != current.etag:
+            raise PreconditionFailed()
+        if current.secret:
+            self.secrets.delete_secret(current.secret.name)  # soft delete: recoverable
+        try:
+            self.profiles.delete(tenant_id, profile_id, etag=current.etag or "")
+        except Exception:
+            if current.secret:
+                self._best_effort(lambda: self.secrets.recover_secret(current.secret.name), "recover secret")
+            raise
+        log.info("profile deleted", extra={"correlation_id": correlation_id, "tenant_id": tenant_id,
+                                           "profile_id": profile_id})
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _apply(self, current: ServiceAccountProfile, form: ProfileInput, now: datetime) -> ServiceAccountProfile:
+        updated = replace(current, name=form.name, description=form.description, mfa_enabled=form.mfa_enabled,
+                          username=form.username, admin_center=form.admin_center, updated_at=now)
+        if current.kind is not updated.kind:
+            detail = ("converted from an MFA service account profile to a common service account profile"
+                      if updated.kind is Kind.COMMON else
+                      "converted from a common service account profile to an MFA service account profile")
+            updated = updated.with_history(HistoryEntry(now, "converted", detail))
+        return updated
+
+    def _best_effort(self, action: Callable[[], None], what: str) -> None:
+        try:
+            action()
+        except DependencyUnavailable:
+            log.warning("could not %s; it is not referenced by any profile", what)
+
+    def effective_admin_center_url(self, profile: ServiceAccountProfile | ProfileInput) -> str | None:
+        """The custom URL, or the default one derived from the tenant's SharePoint name.
+
+        The SharePoint name is the first label of the account's ``*.onmicrosoft.*`` domain; for a
+        vanity domain the default URL cannot be derived and the validation uses sign-in data.
+        """
+        if profile.admin_center.mode is AdminCenterMode.CUSTOM:
+            return profile.admin_center.url
+        domain = profile.username.rpartition("@")[2].lower()
+        labels = domain.split(".")
+        if len(labels) >= 3 and labels[1] == "onmicrosoft":
+            return self.endpoints.default_admin_center_url(labels[0])
+        return None
+
+    def to_json(self, profile: ServiceAccountProfile) -> dict[str, Any]:
+        """The profile as the API shows it (DESIGN §4). No password, no secret name or version."""
+        lv = profile.last_validation
+        catalog = limitation_catalog()
+        return {
+            "id": profile.id, "tenantId": profile.tenant_id, "name": profile.name,
+            "description": profile.description, "kind": profile.kind.value, "mfaEnabled": profile.mfa_enabled,
+            "username": profile.username,
+            "adminCenter": {**profile.admin_center.to_dict(),
+                            "effectiveUrl": self.effective_admin_center_url(profile)},
+            "passwordSet": profile.secret is not None,
+            "passwordUpdatedAt": profile.password_updated_at.isoformat() if profile.password_updated_at else None,
+            "lastValidation": lv.to_dict() if lv else None,
+            "limitations": list(profile.limitations),
+            "limitationDetails": [{"id": lid, "text": catalog[lid]["text"]} for lid in profile.limitations],
+            "guidance": guidance(profile),
+            "history": [h.to_dict() for h in profile.history],
+            "etag": profile.etag,
+            "createdAt": profile.created_at.isoformat(), "updatedAt": profile.updated_at.isoformat(),
+        }
+
+
+def _tags(tenant_id: str, profile_id: str) -> dict[str, str]:
+    return {"tenantId": tenant_id, "profileId": profile_id, "purpose": "service-account-password"}

@@ -1,0 +1,79 @@
+"""TableProfileRepository against Azurite: transactions, ETags, name index, paging, isolation."""
+import uuid
+from dataclasses import replace
+from datetime import datetime, timezone
+
+import pytest
+from azure.data.tables import TableServiceClient
+
+from shared.adapters.table_profile_repository import TableProfileRepository
+from shared.domain.errors import NameConflict, PreconditionFailed, ProfileNotFound
+from shared.domain.profile import AdminCenter, LastValidation, SecretRef, ServiceAccountProfile
+
+T1, T2 = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"
+
+
+@pytest.fixture
+def repo(storage_connection_string):
+    service = TableServiceClient.from_connection_string(storage_connection_string)
+    name = "Profiles" + uuid.uuid4().hex[:8]
+    table = service.create_table(name)
+    yield TableProfileRepository(table)
+    service.delete_table(name)
+
+
+def make(tenant=T1, name="Backup", mfa=False):
+    now = datetime.now(timezone.utc)
+    pid = str(uuid.uuid4())
+    return ServiceAccountProfile(id=pid, tenant_id=tenant, name=name, description="", mfa_enabled=mfa,
+                                 username="admin@contoso.onmicrosoft.com", admin_center=AdminCenter(),
+                                 secret=SecretRef(f"profile-{tenant}-{pid}", "abc"), password_updated_at=now,
+                                 created_at=now, updated_at=now)
+
+
+def test_add_get_round_trip_with_etag(repo):
+    p = repo.add(make(mfa=True))
+    got = repo.get(T1, p.id)
+    assert got.etag == p.etag and got.etag.startswith('W/"')
+    assert replace(got, etag=None) == replace(p, etag=None)
+
+
+def test_tenant_isolation(repo):
+    p = repo.add(make())
+    with pytest.raises(ProfileNotFound):
+        repo.get(T2, p.id)
+
+
+def test_names_are_unique_per_tenant_atomically(repo):
+    repo.add(make(name="Backup"))
+    with pytest.raises(NameConflict):
+        repo.add(make(name="  backup "))
+    repo.add(make(tenant=T2, name="Backup"))
+
+
+def test_rename_moves_the_name_index_and_etag_guards(repo):
+    p = repo.add(make(name="Old"))
+    q = repo.update(replace(p, name="New"), previous_name="Old", etag=p.etag)
+    assert repo.name_exists(T1, "new") and not repo.name_exists(T1, "old")
+    repo.add(make(name="Old"))  # old name is free again
+    with pytest.raises(PreconditionFailed):
+        repo.update(replace(p, description="stale"), previous_name="New", etag=p.etag)
+    with pytest.raises(PreconditionFailed):
+        repo.delete(T1, p.id, etag=p.etag)
+    repo.delete(T1, p.id, etag=q.etag)
+    assert not repo.name_exists(T1, "New")
+
+
+def test_list_pages_and_filters(repo):
+    for i in range(5):
+        repo.add(make(name=f"c{i}"))
+    mfa = repo.add(make(name="m", mfa=True))
+    repo.record_validation(mfa, LastValidation("failed", "MFA_ENABLED", datetime.now(timezone.utc)))
+    first = repo.list(T1, page_size=4)
+    assert len(first.items) == 4 and first.continuation_token
+    second = repo.list(T1, page_size=4, continuation_token=first.continuation_token)
+    assert len(second.items) == 2 and second.continuation_token is None
+    assert [p.id for p in repo.list(T1, kind="mfa").items] == [mfa.id]
+    assert [p.last_validation.message_id for p in repo.list(T1, last_status="failed").items] == ["MFA_ENABLED"]
+    assert len(repo.list(T1, last_status="never").items) == 5
+    assert repo.list(T2).items == []
