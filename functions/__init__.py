@@ -5,6 +5,6 @@ import azure.functions as func
 
 
 def blueprints() -> list[func.Blueprint]:
-    from functions import health, profiles
+    from functions import health, openapi, profiles, webhooks
 
-    return [health.bp, profiles.bp]
+    return [health.bp, openapi.bp, profiles.bp, webhooks.bp]

@@ -93,6 +93,17 @@ class Deps:
 
         return ProfileServices(self.profile_repository, self.secrets, self.endpoints)
 
+    @cached_property
+    def webhook_receiver(self):
+        from shared.adapters.table_webhook_event_log import TableWebhookEventLog
+        from shared.services.webhooks import WebhookReceiver, profile_handlers
+
+        return WebhookReceiver(
+            get_key=self.secrets.get_value,
+            events=TableWebhookEventLog(self.table(names.WEBHOOK_EVENTS_TABLE)),
+            handlers=profile_handlers(self.profile_services),
+            replay_window_seconds=self.settings.webhook_replay_window_seconds)
+
 
 _lock = threading.Lock()
 _deps: Deps | None = None

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from shared.cloud import CloudEndpoints
 from shared.domain.errors import (DependencyUnavailable, NameConflict, PreconditionFailed,
-                                  PreconditionRequired, ProfileError)
+                                  PreconditionRequired, ProfileError, ProfileNotFound)
 from shared.domain.ports import Page, ProfileRepository, SecretStore
 from shared.domain.profile import (AdminCenterMode, HistoryEntry, Kind, ProfileInput, ServiceAccountProfile,
                                    guidance, limitation_catalog, merge_patch, parse_profile_input,
@@ -49,12 +49,14 @@ class ProfileServices:
                                   continuation_token=continuation_token)
 
     # -- commands --------------------------------------------------------------------------
-    def create_profile(self, tenant_id: str, body: Any, *, correlation_id: str) -> ServiceAccountProfile:
+    def create_profile(self, tenant_id: str, body: Any, *, correlation_id: str,
+                       profile_id: str | None = None) -> ServiceAccountProfile:
+        """Create a profile; ``profile_id`` lets a signed portal event choose the id (idempotent upserts)."""
         form = parse_profile_input(body, require_password=True)
         if self.profiles.name_exists(tenant_id, form.name):
             raise NameConflict(form.name)
         now = self.clock()
-        profile_id = str(uuid.uuid4())
+        profile_id = profile_id or str(uuid.uuid4())
         secret = self.secrets.set_secret(profile_secret_name(tenant_id, profile_id), form.password,
                                          tags=_tags(tenant_id, profile_id))
         profile = ServiceAccountProfile(
@@ -126,6 +128,15 @@ class ProfileServices:
             raise
         log.info("profile deleted", extra={"correlation_id": correlation_id, "tenant_id": tenant_id,
                                            "profile_id": profile_id})
+
+    def upsert_profile(self, tenant_id: str, profile_id: str, body: Any, *,
+                       correlation_id: str) -> tuple[ServiceAccountProfile, bool]:
+        """Create or merge-patch (last writer wins: used by signed portal events). Returns (profile, created)."""
+        try:
+            self.profiles.get(tenant_id, profile_id)
+        except ProfileNotFound:
+            return self.create_profile(tenant_id, body, correlation_id=correlation_id, profile_id=profile_id), True
+        return self.patch_profile(tenant_id, profile_id, body, if_match="*", correlation_id=correlation_id), False
 
     # -- helpers ---------------------------------------------------------------------------
     def _apply(self, current: ServiceAccountProfile, form: ProfileInput, now: datetime) -> ServiceAccountProfile:

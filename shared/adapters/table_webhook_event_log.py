@@ -1,0 +1,31 @@
+"""Webhook event ids in Table Storage (``WebhookEvents``): PartitionKey portal, RowKey event id."""
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+
+from azure.core.exceptions import ResourceExistsError
+from azure.data.tables import TableClient
+
+from shared.services.webhooks import WebhookEventLog
+
+
+def _row_key(event_id: str) -> str:
+    # Event ids are portal-chosen strings; RowKey forbids / \ # ? and control characters.
+    return hashlib.sha256(event_id.encode()).hexdigest()
+
+
+class TableWebhookEventLog(WebhookEventLog):
+    def __init__(self, table: TableClient):
+        self._table = table
+
+    def try_record(self, portal_id: str, event_id: str, *, event_type: str) -> bool:
+        try:
+            self._table.create_entity({"PartitionKey": portal_id, "RowKey": _row_key(event_id),
+                                       "EventType": event_type, "ReceivedAt": datetime.now(timezone.utc)})
+        except ResourceExistsError:
+            return False
+        return True
+
+    def forget(self, portal_id: str, event_id: str) -> None:
+        self._table.delete_entity(portal_id, _row_key(event_id))

@@ -1,0 +1,95 @@
+"""Signed portal webhooks: signature, replay window, de-duplication, CloudEvents parsing."""
+import json
+
+import pytest
+
+from shared.domain.errors import InvalidInput, Unauthorized
+from shared.services.webhooks import (EVENT_PROFILE_DELETED, WebhookEventLog, WebhookReceiver, sign)
+
+KEY = "portal-key-123"
+NOW = 1_800_000_000
+
+
+class MemoryLog(WebhookEventLog):
+    def __init__(self):
+        self.seen = set()
+
+    def try_record(self, portal_id, event_id, *, event_type):
+        if (portal_id, event_id) in self.seen:
+            return False
+        self.seen.add((portal_id, event_id))
+        return True
+
+    def forget(self, portal_id, event_id):
+        self.seen.discard((portal_id, event_id))
+
+
+def event(eid="e1", etype=EVENT_PROFILE_DELETED, data=None):
+    return json.dumps({"specversion": "1.0", "id": eid, "source": "/portals/p1", "type": etype,
+                       "datacontenttype": "application/json",
+                       "data": data or {"tenantId": "11111111-1111-4111-8111-111111111111",
+                                        "profileId": "aaaaaaaa-1111-4111-8111-111111111111"}}).encode()
+
+
+def headers(body, ts=NOW, key=KEY, portal="p1"):
+    return {"X-Portal-Id": portal, "X-Signature-Timestamp": str(ts), "X-Signature": sign(key, str(ts), body),
+            "Content-Type": "application/cloudevents+json"}
+
+
+@pytest.fixture
+def receiver():
+    calls = []
+
+    def handler(data, cid):
+        calls.append(data)
+        if data.get("explode"):
+            raise RuntimeError("boom")
+        return {"ok": True}
+
+    r = WebhookReceiver(get_key=lambda name: KEY if name == "webhook-p1" else None, events=MemoryLog(),
+                        handlers={EVENT_PROFILE_DELETED: handler}, clock=lambda: NOW)
+    r.calls = calls
+    return r
+
+
+def test_valid_event_is_dispatched_once(receiver):
+    body = event()
+    first = receiver.receive(headers(body), body, correlation_id="c")
+    again = receiver.receive(headers(body), body, correlation_id="c")
+    assert first["duplicate"] is False and again["duplicate"] is True
+    assert len(receiver.calls) == 1
+
+
+@pytest.mark.parametrize("tamper", [
+    lambda h, b: ({**h, "X-Signature": "sha256=" + "0" * 64}, b),
+    lambda h, b: (h, b + b" "),
+    lambda h, b: (headers(b, key="wrong"), b),
+    lambda h, b: (headers(b, portal="unknown"), b),
+    lambda h, b: (headers(b, ts=NOW - 301), b),
+    lambda h, b: (headers(b, ts=NOW + 301), b),
+    lambda h, b: ({k: v for k, v in h.items() if k != "X-Signature"}, b),
+])
+def test_bad_signatures_and_stale_timestamps_are_rejected(receiver, tamper):
+    body = event()
+    h, b = tamper(headers(body), body)
+    with pytest.raises(Unauthorized):
+        receiver.receive(h, b, correlation_id="c")
+    assert receiver.calls == []
+
+
+def test_failed_processing_does_not_swallow_the_retry(receiver):
+    body = event(data={"tenantId": "11111111-1111-4111-8111-111111111111", "explode": True})
+    for _ in range(2):
+        with pytest.raises(RuntimeError):
+            receiver.receive(headers(body), body, correlation_id="c")
+    assert len(receiver.calls) == 2
+
+
+def test_not_a_cloudevent_is_invalid_input(receiver):
+    body = b'{"hello": "world"}'
+    with pytest.raises(InvalidInput):
+        receiver.receive(headers(body), body, correlation_id="c")
+    body = event(etype="com.example.other")
+    with pytest.raises(InvalidInput) as info:
+        receiver.receive(headers(body), body, correlation_id="c")
+    assert {e.field for e in info.value.errors} == {"type"}
