@@ -5,6 +5,6 @@ import azure.functions as func
 
 
 def blueprints() -> list[func.Blueprint]:
-    from functions import health, openapi, profiles, webhooks
+    from functions import health, openapi, pool, profiles, webhooks
 
-    return [health.bp, openapi.bp, profiles.bp, webhooks.bp]
+    return [health.bp, openapi.bp, pool.bp, profiles.bp, webhooks.bp]

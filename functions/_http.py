@@ -15,6 +15,7 @@ import azure.functions as func
 
 from shared.config import ConfigurationError
 from shared.domain import errors
+from shared.domain.pool import PoolExhausted
 
 log = logging.getLogger("functions.http")
 
@@ -44,6 +45,7 @@ PROBLEMS: dict[type[BaseException], ProblemType] = {
     errors.PreconditionFailed: ProblemType("precondition-failed", 412, "The profile was changed by someone else"),
     errors.DependencyUnavailable: ProblemType("dependency-unavailable", 503, "A dependency is unavailable"),
     errors.Unauthorized: ProblemType("unauthorized", 401, "Unauthorized"),
+    PoolExhausted: ProblemType("pool-exhausted", 503, "No account-pool member is free"),
     ConfigurationError: ProblemType("configuration", 500, "The service is misconfigured"),
 }
 MALFORMED_JSON = ProblemType("malformed-json", 400, "The body is not valid JSON")
@@ -123,9 +125,10 @@ def error_response(exc: BaseException, cid: str, req: func.HttpRequest) -> func.
         extra["errors"] = [e.to_dict() for e in exc.errors]
     if isinstance(exc, errors.NameConflict):
         extra["errors"] = [{"field": "name", "code": "unique", "detail": str(exc)}]
-    if isinstance(exc, errors.DependencyUnavailable):
-        headers["Retry-After"] = str(exc.retry_after)
-        extra["retryAfterSeconds"] = exc.retry_after
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after:
+        headers["Retry-After"] = str(retry_after)
+        extra["retryAfterSeconds"] = retry_after
     if problem.status >= 500:
         log.warning("request failed: %s", problem.slug, extra={"correlation_id": cid})
     return problem_response(problem, cid, detail=str(exc) or problem.title, instance=instance, extra=extra,

@@ -94,6 +94,15 @@ class Deps:
         return ProfileServices(self.profile_repository, self.secrets, self.endpoints)
 
     @cached_property
+    def pool_services(self):
+        from shared.adapters.table_pool_repository import TablePoolRepository
+        from shared.services.pool import PoolServices
+        from shared.services.profiles import utcnow
+
+        return PoolServices(TablePoolRepository(self.table(names.POOL_TABLE)), self.profile_repository,
+                            self.settings.key_vault_uri, self.settings.pool_lease_seconds, utcnow)
+
+    @cached_property
     def webhook_receiver(self):
         from shared.adapters.table_webhook_event_log import TableWebhookEventLog
         from shared.services.webhooks import WebhookReceiver, profile_handlers

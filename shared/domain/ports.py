@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Iterable
 
 from shared.domain.profile import LastValidation, Password, SecretRef, ServiceAccountProfile
@@ -82,3 +83,45 @@ class SecretStore(abc.ABC):
     @abc.abstractmethod
     def get_value(self, name: str) -> str | None:
         """Latest value of a non-profile secret (webhook keys); None when absent."""
+
+
+@dataclass(frozen=True)
+class ValidationRecord:
+    """One stored Validation Test of a saved profile (its history entry). Never holds a secret."""
+
+    tenant_id: str
+    profile_id: str
+    record_id: str
+    at: datetime
+    status: str
+    message_id: str | None
+    outcome: dict
+    reason: str
+    correlation_id: str
+    job_id: str | None = None
+    published: bool = False
+
+
+class ValidationHistory(abc.ABC):
+    """Validation records per profile, newest first, and the outbox of unpublished outcomes."""
+
+    @abc.abstractmethod
+    def add(self, record: ValidationRecord, *, publish: bool) -> None:
+        """Store the record; with ``publish`` also an outbox entry until :meth:`mark_published`."""
+
+    @abc.abstractmethod
+    def list(self, tenant_id: str, profile_id: str, *, limit: int = 50) -> list[ValidationRecord]: ...
+
+    @abc.abstractmethod
+    def mark_published(self, record: ValidationRecord) -> None: ...
+
+    @abc.abstractmethod
+    def unpublished(self, *, limit: int = 100) -> list[ValidationRecord]: ...
+
+
+class OutcomePublisher(abc.ABC):
+    """Publishes a validation outcome as one CloudEvent (idempotent per record id for consumers)."""
+
+    @abc.abstractmethod
+    def publish(self, record: ValidationRecord) -> None:
+        """Raises DependencyUnavailable when the queue does not take it."""

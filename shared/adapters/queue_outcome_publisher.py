@@ -1,0 +1,44 @@
+"""Validation outcomes as CloudEvents 1.0 (structured JSON, CloudEvents SDK) on ``troubleshooting-outcomes``.
+
+The event id is the history record's id, so a consumer can drop a re-published duplicate.
+"""
+from __future__ import annotations
+
+from azure.core.exceptions import AzureError
+from azure.storage.queue import QueueClient
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
+
+from shared.domain.errors import DependencyUnavailable
+from shared.domain.ports import OutcomePublisher, ValidationRecord
+
+EVENT_TYPE = "com.m365profiles.validation.outcome"
+DATA_SCHEMA = "https://m365-profiles.dev/schemas/validation-outcome/v1"
+#: Outcome fields that go on the wire (the stored outcome is already secret-free; this keeps it small).
+_DATA_FIELDS = ("status", "messageId", "message", "cause", "userRole", "checks", "evidence", "limitations")
+
+
+def to_cloudevent(record: ValidationRecord) -> CloudEvent:
+    data = {"tenantId": record.tenant_id, "profileId": record.profile_id, "recordId": record.record_id,
+            "reason": record.reason, "jobId": record.job_id, "correlationId": record.correlation_id,
+            "testedAt": record.at.isoformat(),
+            **{k: record.outcome.get(k) for k in _DATA_FIELDS}}
+    return CloudEvent(attributes={
+        "id": record.record_id, "source": f"/tenants/{record.tenant_id}/profiles/{record.profile_id}",
+        "type": EVENT_TYPE, "subject": record.profile_id, "time": record.at,
+        "datacontenttype": "application/json", "dataschema": DATA_SCHEMA}, data=data)
+
+
+def to_message(record: ValidationRecord) -> str:
+    return JSONFormat().write(to_cloudevent(record)).decode()
+
+
+class QueueOutcomePublisher(OutcomePublisher):
+    def __init__(self, queue: QueueClient):
+        self._queue = queue
+
+    def publish(self, record: ValidationRecord) -> None:
+        try:
+            self._queue.send_message(to_message(record))
+        except AzureError:
+            raise DependencyUnavailable("Queue Storage") from None

@@ -1,0 +1,213 @@
+"""Batch checks: a job over many profiles, its work messages and its exact progress.
+
+A job's counters are not kept as mutable numbers: each profile of a job has one item whose
+final state is written once (idempotent), and the summary is computed from the items. So a message
+delivered twice cannot count twice.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any, Iterable
+
+from shared.domain.errors import FieldError, InvalidInput
+
+MAX_PROFILE_IDS = 10_000
+WORK_MESSAGE_VERSION = 1
+
+
+class JobState(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    COMPLETED_WITH_ERRORS = "completedWithErrors"
+
+
+class ItemState(str, Enum):
+    PENDING = "pending"
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+
+    @property
+    def final(self) -> bool:
+        return self is not ItemState.PENDING
+
+
+class Reason(str, Enum):
+    BATCH = "batch"
+    SCHEDULED = "scheduled"
+    WEBHOOK = "webhook"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which profiles a job covers: a list of ids, all, or a filter on the last status."""
+
+    profile_ids: tuple[str, ...] = ()
+    all: bool = False
+    last_status: str | None = None
+
+    @classmethod
+    def parse(cls, body: Any) -> "Selection":
+        import re
+
+        guid = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+        if not isinstance(body, dict):
+            raise InvalidInput([FieldError("", "type", "The body must be a JSON object.")])
+        chosen = [k for k in ("profileIds", "all", "filter") if body.get(k) not in (None, False)]
+        if len(chosen) != 1:
+            raise InvalidInput([FieldError("", "selection",
+                                           "Send exactly one of profileIds, all: true, or filter.")])
+        errors: list[FieldError] = []
+        if chosen == ["profileIds"]:
+            ids = body["profileIds"]
+            if not isinstance(ids, list) or not ids or len(ids) > MAX_PROFILE_IDS:
+                errors.append(FieldError("profileIds", "length", f"A list of 1 to {MAX_PROFILE_IDS} profile ids."))
+            else:
+                bad = [i for i, v in enumerate(ids) if not isinstance(v, str) or not guid.match(v)]
+                errors += [FieldError(f"profileIds[{i}]", "format", "Must be a profile id (GUID).") for i in bad[:20]]
+            if errors:
+                raise InvalidInput(errors)
+            return cls(profile_ids=tuple(dict.fromkeys(v.lower() for v in ids)))
+        if chosen == ["all"]:
+            if body["all"] is not True:
+                raise InvalidInput([FieldError("all", "type", "Must be true.")])
+            return cls(all=True)
+        flt = body["filter"]
+        status = flt.get("lastStatus") if isinstance(flt, dict) else None
+        if status not in ("passed", "failed", "error", "never") or set(flt) - {"lastStatus"}:
+            raise InvalidInput([FieldError("filter.lastStatus", "enum",
+                                           "filter takes lastStatus: passed, failed, error or never.")])
+        return cls(last_status=status)
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.profile_ids:
+            return {"profileIds": list(self.profile_ids)}
+        if self.all:
+            return {"all": True}
+        return {"filter": {"lastStatus": self.last_status}}
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    tenant_id: str
+    reason: Reason
+    selection: Selection
+    total: int
+    created_at: datetime
+    correlation_id: str
+    started_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class JobItem:
+    job_id: str
+    profile_id: str
+    state: ItemState = ItemState.PENDING
+    message_id: str | None = None
+    throttled: int = 0
+    detail: str = ""
+    finished_at: datetime | None = None
+    published: bool = False
+
+
+@dataclass(frozen=True)
+class WorkMessage:
+    """The small versioned envelope on ``validation-requests`` (never a secret)."""
+
+    tenant_id: str
+    profile_id: str
+    job_id: str | None
+    reason: Reason
+    correlation_id: str
+    throttled: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps({"v": WORK_MESSAGE_VERSION, "tenantId": self.tenant_id, "profileId": self.profile_id,
+                           "jobId": self.job_id, "reason": self.reason.value,
+                           "correlationId": self.correlation_id, "throttled": self.throttled})
+
+    @classmethod
+    def from_json(cls, text: str) -> "WorkMessage":
+        """Raises ``ValueError`` for anything that is not a version-1 envelope (it goes to poison)."""
+        raw = json.loads(text)
+        if not isinstance(raw, dict) or raw.get("v") != WORK_MESSAGE_VERSION:
+            raise ValueError("not a version 1 work message")
+        return cls(tenant_id=str(raw["tenantId"]), profile_id=str(raw["profileId"]), job_id=raw.get("jobId"),
+                   reason=Reason(raw.get("reason", "batch")), correlation_id=str(raw.get("correlationId", "")),
+                   throttled=int(raw.get("throttled", 0)))
+
+
+@dataclass
+class JobSummary:
+    job: Job
+    total: int
+    done: int = 0
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    throttled: int = 0
+    by_message_id: dict[str, list[str]] = field(default_factory=dict)
+    finished_at: datetime | None = None
+
+    @property
+    def state(self) -> JobState:
+        if self.total and self.done >= self.total:
+            return JobState.COMPLETED_WITH_ERRORS if self.errors else JobState.COMPLETED
+        if self.total == 0:
+            return JobState.COMPLETED
+        return JobState.RUNNING if self.done or self.job.started_at else JobState.QUEUED
+
+    def percent(self) -> float:
+        return 100.0 if not self.total else round(100.0 * self.done / self.total, 1)
+
+    def eta(self, now: datetime) -> datetime | None:
+        """Projected finish from the observed rate since the first item started."""
+        if self.state in (JobState.COMPLETED, JobState.COMPLETED_WITH_ERRORS):
+            return None
+        if not self.done or not self.job.started_at:
+            return None
+        elapsed = (now - self.job.started_at).total_seconds()
+        rate = self.done / max(elapsed, 1e-3)
+        return now + timedelta(seconds=(self.total - self.done) / rate)
+
+    def to_dict(self, now: datetime) -> dict[str, Any]:
+        eta = self.eta(now)
+        return {
+            "id": self.job.id, "tenantId": self.job.tenant_id, "reason": self.job.reason.value,
+            "selection": self.job.selection.to_dict(), "state": self.state.value,
+            "total": self.total, "done": self.done, "passed": self.passed, "failed": self.failed,
+            "errors": self.errors, "throttled": self.throttled,
+            "byMessageId": {k: len(v) for k, v in sorted(self.by_message_id.items())},
+            "failures": [{"messageId": k, "count": len(v), "profileIds": sorted(v)}
+                         for k, v in sorted(self.by_message_id.items())],
+            "percent": self.percent(), "eta": eta.isoformat() if eta else None,
+            "createdAt": self.job.created_at.isoformat(),
+            "startedAt": self.job.started_at.isoformat() if self.job.started_at else None,
+            "finishedAt": self.finished_at.isoformat() if self.finished_at and self.state in (
+                JobState.COMPLETED, JobState.COMPLETED_WITH_ERRORS) else None,
+        }
+
+
+def summarize(job: Job, items: Iterable[JobItem]) -> JobSummary:
+    summary = JobSummary(job=job, total=job.total)
+    for item in items:
+        summary.throttled += item.throttled
+        if not item.state.final:
+            continue
+        summary.done += 1
+        if item.state is ItemState.PASSED:
+            summary.passed += 1
+        elif item.state is ItemState.FAILED:
+            summary.failed += 1
+        else:
+            summary.errors += 1
+        if item.state is not ItemState.PASSED:
+            summary.by_message_id.setdefault(item.message_id or "ERROR", []).append(item.profile_id)
+        if item.finished_at and (summary.finished_at is None or item.finished_at > summary.finished_at):
+            summary.finished_at = item.finished_at
+    return summary
