@@ -52,7 +52,7 @@ class Deps:
         from shared.adapters.storage import queue_service
 
         service = queue_service(self.settings)
-        for queue in names.QUEUES:
+        for queue in names.QUEUES + tuple(q + "-poison" for q in names.QUEUES):
             try:
                 service.create_queue(queue)
             except ResourceExistsError:
@@ -94,6 +94,36 @@ class Deps:
         return ProfileServices(self.profile_repository, self.secrets, self.endpoints)
 
     @cached_property
+    def probe(self):
+        from shared.adapters.entra_probe import M365AccountProbe
+
+        return M365AccountProbe(self.settings, self.http_session)
+
+    @cached_property
+    def validation_runs(self):
+        from shared.adapters.queue_outcome_publisher import QueueOutcomePublisher
+        from shared.adapters.table_validation_history import TableValidationHistory
+        from shared.services.validation_runs import ValidationRuns
+
+        return ValidationRuns(self.profile_repository, self.secrets,
+                              TableValidationHistory(self.table(names.VALIDATIONS_TABLE)),
+                              QueueOutcomePublisher(self.queue(names.OUTCOMES_QUEUE)), self.probe,
+                              self.settings.reserved_ip_ranges)
+
+    @cached_property
+    def job_services(self):
+        from shared.adapters.queue_work_queue import QueueWorkQueue
+        from shared.adapters.table_job_repository import TableJobRepository
+        from shared.services.jobs import JobServices
+        from shared.services.profiles import utcnow
+
+        return JobServices(TableJobRepository(self.table(names.JOBS_TABLE)), self.profile_repository,
+                           self.validation_runs,
+                           QueueWorkQueue(self.queue(names.VALIDATION_REQUESTS_QUEUE),
+                                          self.queue(names.VALIDATION_REQUESTS_QUEUE + "-poison")),
+                           utcnow)
+
+    @cached_property
     def pool_services(self):
         from shared.adapters.table_pool_repository import TablePoolRepository
         from shared.services.pool import PoolServices
@@ -110,8 +140,15 @@ class Deps:
         return WebhookReceiver(
             get_key=self.secrets.get_value,
             events=TableWebhookEventLog(self.table(names.WEBHOOK_EVENTS_TABLE)),
-            handlers=profile_handlers(self.profile_services),
+            handlers=profile_handlers(self.profile_services, self._webhook_validation_request),
             replay_window_seconds=self.settings.webhook_replay_window_seconds)
+
+    def _webhook_validation_request(self, tenant_id: str, data: dict, correlation_id: str) -> dict:
+        from shared.domain.jobs import Reason
+
+        body = {k: data[k] for k in ("profileIds", "all", "filter") if k in data}
+        job = self.job_services.create_job(tenant_id, body, correlation_id=correlation_id, reason=Reason.WEBHOOK)
+        return {"jobId": job.id, "total": job.total, "location": f"/api/tenants/{tenant_id}/validation-jobs/{job.id}"}
 
 
 _lock = threading.Lock()

@@ -57,6 +57,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("REVALIDATION_MAX_AGE_HOURS",
             "Scheduled revalidation re-checks profiles last validated longer ago than this (0: all).",
             "24"),
+    Setting("REVALIDATION_SPREAD_MINUTES",
+            "Scheduled revalidation releases its work messages evenly over this many minutes.", "60"),
     Setting("WEBHOOK_REPLAY_WINDOW_SECONDS", "Accepted age of a signed webhook's timestamp.", "300"),
     Setting("POOL_LEASE_SECONDS", "Default lease time of an account-pool member.", "300"),
 )
@@ -113,6 +115,7 @@ class Settings:
     upstream_timeout: float = 10.0
     revalidation_schedule: str = "0 0 2 * * *"
     revalidation_max_age_hours: int = 24
+    revalidation_spread_minutes: int = 60
     webhook_replay_window_seconds: int = 300
     pool_lease_seconds: int = 300
 
@@ -143,6 +146,7 @@ class Settings:
             upstream_timeout=float(_int(env, "UPSTREAM_TIMEOUT_SECONDS")),
             revalidation_schedule=_get(env, "REVALIDATION_SCHEDULE") or "",
             revalidation_max_age_hours=_int(env, "REVALIDATION_MAX_AGE_HOURS"),
+            revalidation_spread_minutes=_int(env, "REVALIDATION_SPREAD_MINUTES"),
             webhook_replay_window_seconds=_int(env, "WEBHOOK_REPLAY_WINDOW_SECONDS"),
             pool_lease_seconds=_int(env, "POOL_LEASE_SECONDS"),
         )

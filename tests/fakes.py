@@ -64,6 +64,9 @@ class FakeProfileRepository(ProfileRepository):
         end = start + page_size
         return Page(items[start:end], str(end) if end < len(items) else None)
 
+    def list_every_tenant(self):
+        return list(self.rows.values())
+
     def name_exists(self, tenant_id, name, *, exclude_profile_id=None):
         return any(t == tenant_id and name_key(p.name) == name_key(name) and p.id != exclude_profile_id
                    for (t, _), p in self.rows.items())

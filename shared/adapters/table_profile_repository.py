@@ -175,6 +175,10 @@ class TableProfileRepository(ProfileRepository):
             raise _unavailable(exc) from exc
         return Page(items, _encode_token(pager.continuation_token))
 
+    def list_every_tenant(self):
+        for entity in self._table.query_entities("EntityType eq @type", parameters={"type": PROFILE}):
+            yield from_entity(entity)
+
     def name_exists(self, tenant_id: str, name: str, *, exclude_profile_id: str | None = None) -> bool:
         try:
             row = self._table.get_entity(tenant_id, _name_row_key(name))

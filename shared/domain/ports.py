@@ -50,6 +50,10 @@ class ProfileRepository(abc.ABC):
     @abc.abstractmethod
     def name_exists(self, tenant_id: str, name: str, *, exclude_profile_id: str | None = None) -> bool: ...
 
+    @abc.abstractmethod
+    def list_every_tenant(self) -> Iterable[ServiceAccountProfile]:
+        """Every profile of every tenant (scheduled revalidation)."""
+
     def list_all(self, tenant_id: str, **filters) -> Iterable[ServiceAccountProfile]:
         token = None
         while True:

@@ -1,0 +1,114 @@
+"""Validation jobs and their items in Table Storage (``ValidationJobs``).
+
+Job rows: PartitionKey tenant, RowKey job id. Item rows: PartitionKey ``items-{jobId}``, RowKey
+profile id, created in entity-group transactions of 100. An item is claimed by a conditional
+update (ETag) before its profile is validated, so two copies of one message never both validate.
+"""
+from __future__ import annotations
+
+import json
+
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
+
+from shared.domain.errors import NotFound, PreconditionFailed
+from shared.domain.jobs import ItemState, Job, JobItem, Reason, Selection
+
+TRANSACTION_SIZE = 100
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=timezone.utc) if value and not value.tzinfo else value
+
+
+def _items_partition(job_id: str) -> str:
+    return f"items-{job_id}"
+
+
+def _job_entity(job: Job) -> dict[str, Any]:
+    return {"PartitionKey": job.tenant_id, "RowKey": job.id, "Reason": job.reason.value,
+            "Selection": json.dumps(job.selection.to_dict()), "Total": job.total, "CreatedAt": job.created_at,
+            "CorrelationId": job.correlation_id, "StartedAt": job.started_at}
+
+
+def _job(e: Any) -> Job:
+    return Job(id=e["RowKey"], tenant_id=e["PartitionKey"], reason=Reason(e["Reason"]),
+               selection=Selection.parse(json.loads(e["Selection"])), total=int(e["Total"]),
+               created_at=_utc(e["CreatedAt"]), correlation_id=e.get("CorrelationId", ""),
+               started_at=_utc(e.get("StartedAt")))
+
+
+def _item_entity(item: JobItem, claimed_until: datetime | None = None) -> dict[str, Any]:
+    return {"PartitionKey": _items_partition(item.job_id), "RowKey": item.profile_id, "State": item.state.value,
+            "MessageId": item.message_id or "", "Throttled": item.throttled, "Detail": item.detail,
+            "FinishedAt": item.finished_at, "Published": item.published, "ClaimedUntil": claimed_until}
+
+
+def _item(e: Any) -> tuple[JobItem, datetime | None, str]:
+    item = JobItem(job_id=e["PartitionKey"][len("items-"):], profile_id=e["RowKey"], state=ItemState(e["State"]),
+                   message_id=e.get("MessageId") or None, throttled=int(e.get("Throttled") or 0),
+                   detail=e.get("Detail", ""), finished_at=_utc(e.get("FinishedAt")),
+                   published=bool(e.get("Published")))
+    return item, _utc(e.get("ClaimedUntil")), e.metadata.get("etag")
+
+
+class TableJobRepository:
+    def __init__(self, table: TableClient):
+        self._table = table
+
+    def add(self, job: Job, profile_ids: Iterable[str]) -> None:
+        """Items first, then the job row: a job that can be read always has all its items."""
+        batch: list = []
+        for pid in profile_ids:
+            batch.append(("upsert", _item_entity(JobItem(job.id, pid)), {"mode": UpdateMode.REPLACE}))
+            if len(batch) == TRANSACTION_SIZE:
+                self._table.submit_transaction(batch)
+                batch = []
+        if batch:
+            self._table.submit_transaction(batch)
+        self._table.create_entity(_job_entity(job))
+
+    def get(self, tenant_id: str, job_id: str) -> Job:
+        try:
+            return _job(self._table.get_entity(tenant_id, job_id))
+        except ResourceNotFoundError:
+            raise NotFound("Job", job_id) from None
+
+    def mark_started(self, tenant_id: str, job_id: str, at: datetime) -> None:
+        """Set ``StartedAt`` once (first writer wins; later calls are no-ops)."""
+        try:
+            entity = self._table.get_entity(tenant_id, job_id)
+            if entity.get("StartedAt"):
+                return
+            self._table.update_entity({"PartitionKey": tenant_id, "RowKey": job_id, "StartedAt": at},
+                                      mode=UpdateMode.MERGE, etag=entity.metadata["etag"],
+                                      match_condition=MatchConditions.IfNotModified)
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return
+
+    def items(self, job_id: str) -> list[JobItem]:
+        return [_item(e)[0] for e in self._table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": _items_partition(job_id)},
+            select=["PartitionKey", "RowKey", "State", "MessageId", "Throttled", "FinishedAt", "Published"])]
+
+    def get_item(self, job_id: str, profile_id: str) -> tuple[JobItem, datetime | None, str]:
+        """(item, claimed until, etag)."""
+        try:
+            return _item(self._table.get_entity(_items_partition(job_id), profile_id))
+        except ResourceNotFoundError:
+            raise NotFound("Job item", f"{job_id}/{profile_id}") from None
+
+    def save_item(self, item: JobItem, *, etag: str, claimed_until: datetime | None = None) -> str:
+        """Conditional replace; returns the new ETag or raises PreconditionFailed."""
+        try:
+            meta = self._table.update_entity(_item_entity(item, claimed_until), mode=UpdateMode.REPLACE,
+                                             etag=etag, match_condition=MatchConditions.IfNotModified)
+        except (ResourceModifiedError, ResourceNotFoundError) as exc:
+            raise PreconditionFailed() from exc
+        return meta["etag"]
+
+

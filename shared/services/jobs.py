@@ -1,0 +1,190 @@
+"""Batch checks and scheduled revalidation over the ``validation-requests`` queue.
+
+Exactness under redelivery: each (job, profile) has one item row. The worker claims the item with
+a conditional update before validating, writes its final state once, and publishes once; a copy of
+the message that arrives later finds the item final and does nothing. A copy that arrives while
+another is running is put back with a delay instead of validating twice.
+
+Throttling: an upstream 429/503 with ``Retry-After`` does not fail the message; the worker sends
+a copy with that visibility delay (``throttled`` + 1) and completes the original, so the message
+does not burn its dequeue count. After :data:`MAX_THROTTLED` such rounds the item is an error.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from shared.domain.errors import NotFound, PreconditionFailed, ProfileNotFound
+from shared.domain.jobs import (ItemState, Job, JobItem, Reason, Selection, WorkMessage, summarize)
+from shared.domain.ports import ProfileRepository
+from shared.services.validation_runs import ALWAYS, ON_CHANGE, ValidationRuns
+
+log = logging.getLogger(__name__)
+
+MAX_THROTTLED = 8
+#: How long a worker owns an item it claimed (longer than one validation can take).
+CLAIM_SECONDS = 120
+#: Delay before a copy that found its item claimed by another worker looks again.
+BUSY_DELAY_SECONDS = 10
+_TRANSIENT = ("THROTTLED", "SERVICE_UNAVAILABLE")
+
+
+@dataclass
+class JobServices:
+    jobs: Any  # TableJobRepository
+    profiles: ProfileRepository
+    runs: ValidationRuns
+    work: Any  # QueueWorkQueue
+    clock: Callable[[], datetime]
+
+    # -- creating jobs ----------------------------------------------------------------------
+    def select(self, tenant_id: str, selection: Selection) -> list[str]:
+        if selection.profile_ids:
+            return list(selection.profile_ids)
+        filters = {"last_status": selection.last_status} if selection.last_status else {}
+        return [p.id for p in self.profiles.list_all(tenant_id, **filters)]
+
+    def create_job(self, tenant_id: str, body: Any, *, correlation_id: str, reason: Reason = Reason.BATCH,
+                   profile_ids: list[str] | None = None, spread_seconds: int = 0) -> Job:
+        """Create the job and its items, then enqueue one message per profile.
+
+        :param spread_seconds: spread the messages' visibility evenly over this window
+            (scheduled runs), instead of releasing them all at once.
+        """
+        selection = Selection.parse(body) if profile_ids is None else Selection(all=True)
+        ids = profile_ids if profile_ids is not None else self.select(tenant_id, selection)
+        job = Job(id=str(uuid.uuid4()), tenant_id=tenant_id, reason=reason, selection=selection, total=len(ids),
+                  created_at=self.clock(), correlation_id=correlation_id)
+        self.jobs.add(job, ids)
+        step = spread_seconds / len(ids) if ids and spread_seconds else 0
+        sent = self.work.send_many(
+            (WorkMessage(tenant_id, pid, job.id, reason, correlation_id), int(i * step)) for i, pid in enumerate(ids))
+        log.info("validation job created", extra={"correlation_id": correlation_id, "tenant_id": tenant_id,
+                                                  "job_id": job.id, "total": job.total, "sent": sent,
+                                                  "reason": reason.value})
+        return job
+
+    def get_job(self, tenant_id: str, job_id: str) -> dict[str, Any]:
+        job = self.jobs.get(tenant_id, job_id)
+        return summarize(job, self.jobs.items(job.id)).to_dict(self.clock())
+
+    # -- the worker -------------------------------------------------------------------------
+    def process(self, text: str, *, dequeue_count: int = 1) -> str:
+        """Handle one ``validation-requests`` message. Returns what happened (for the log line).
+
+        Raises only for transient storage trouble (the host retries, then poisons).
+        """
+        try:
+            msg = WorkMessage.from_json(text)
+        except (ValueError, KeyError, TypeError):
+            self.work.send_to_poison(text)
+            log.error("unreadable work message moved to poison")
+            return "poisoned"
+        if msg.job_id is None:
+            return self._validate(msg, None, None)
+        try:
+            item, claimed_until, etag = self.jobs.get_item(msg.job_id, msg.profile_id)
+        except NotFound:
+            log.warning("work message for an unknown job item dropped",
+                        extra={"correlation_id": msg.correlation_id, "job_id": msg.job_id})
+            return "unknown-item"
+        now = self.clock()
+        if item.state.final:
+            if not item.published:
+                return self._finish_publication(msg, item, etag)
+            return "duplicate"
+        if claimed_until and claimed_until > now:
+            self.work.send(msg, delay_seconds=BUSY_DELAY_SECONDS)
+            return "busy"
+        try:
+            etag = self.jobs.save_item(item, etag=etag, claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+        except PreconditionFailed:
+            self.work.send(msg, delay_seconds=BUSY_DELAY_SECONDS)
+            return "busy"
+        self.jobs.mark_started(msg.tenant_id, msg.job_id, now)
+        return self._validate(msg, item, etag)
+
+    def _validate(self, msg: WorkMessage, item: JobItem | None, etag: str | None) -> str:
+        try:
+            profile = self.profiles.get(msg.tenant_id, msg.profile_id)
+        except ProfileNotFound:
+            if item is not None:
+                self._finish(item, etag, ItemState.ERROR, "PROFILE_NOT_FOUND", "The profile no longer exists.",
+                             published=True)
+            return "profile-not-found"
+        outcome = self.runs.run(profile, correlation_id=msg.correlation_id, max_inline_wait=0)
+        if outcome.message_id in _TRANSIENT and msg.throttled < MAX_THROTTLED:
+            delay = outcome.retry_after_seconds or min(60, 2 ** (msg.throttled + 1))
+            self.work.send(replace(msg, throttled=msg.throttled + 1), delay_seconds=delay)
+            if item is not None:  # release the claim so the copy can take it
+                self.jobs.save_item(replace(item, throttled=item.throttled + 1), etag=etag)
+            log.info("throttled: message put back", extra={"correlation_id": msg.correlation_id,
+                                                           "profile_id": msg.profile_id, "delay": delay})
+            return "throttled"
+        rec, should_publish = self.runs.store(
+            profile, outcome, correlation_id=msg.correlation_id, reason=msg.reason.value, job_id=msg.job_id,
+            publish=ON_CHANGE if msg.reason is Reason.SCHEDULED else ALWAYS,
+            record_id=f"{msg.job_id}-{profile.id}" if msg.job_id else None)
+        state = {"passed": ItemState.PASSED, "failed": ItemState.FAILED}.get(outcome.status, ItemState.ERROR)
+        if item is not None:
+            # Final first (counts once), published after: a crash in between republishes, never recounts.
+            item, etag = self._finish(item, etag, state, outcome.message_id, outcome.message,
+                                      published=not should_publish, finished_at=outcome.tested_at)
+        if should_publish and self.runs.publish(rec) and item is not None:
+            self.jobs.save_item(replace(item, published=True), etag=etag)
+        return state.value
+
+    def _finish(self, item: JobItem, etag: str | None, state: ItemState, message_id: str | None, detail: str,
+                *, published: bool, finished_at: datetime | None = None) -> tuple[JobItem, str]:
+        done = replace(item, state=state, message_id=message_id, detail=(detail or "")[:500],
+                       finished_at=finished_at or self.clock(), published=published)
+        return done, self.jobs.save_item(done, etag=etag or "*")
+
+    def _finish_publication(self, msg: WorkMessage, item: JobItem, etag: str) -> str:
+        """A previous delivery stored the outcome but crashed before publishing it."""
+        for rec in self.runs.history.list(msg.tenant_id, msg.profile_id, limit=20):
+            if rec.job_id == msg.job_id:
+                if rec.published or self.runs.publish(rec):
+                    self.jobs.save_item(replace(item, published=True), etag=etag)
+                return "republished"
+        self.jobs.save_item(replace(item, published=True), etag=etag)
+        return "duplicate"
+
+    def process_poison(self, text: str) -> str:
+        """A message the host gave up on: its item becomes an error instead of pending forever."""
+        try:
+            msg = WorkMessage.from_json(text)
+        except (ValueError, KeyError, TypeError):
+            return "unreadable"
+        if msg.job_id is None:
+            return "no-job"
+        try:
+            item, _, etag = self.jobs.get_item(msg.job_id, msg.profile_id)
+        except NotFound:
+            return "unknown-item"
+        if item.state.final:
+            return "already-final"
+        try:
+            self._finish(item, etag, ItemState.ERROR, "POISON_MESSAGE",
+                         "The validation could not be processed after repeated attempts.", published=True)
+        except PreconditionFailed:
+            return "raced"
+        log.error("job item marked as error after poison", extra={"job_id": msg.job_id, "profile_id": msg.profile_id,
+                                                                  "correlation_id": msg.correlation_id})
+        return "error"
+
+    # -- scheduled revalidation -------------------------------------------------------------
+    def schedule_revalidation(self, *, max_age_hours: int, spread_seconds: int, correlation_id: str) -> list[Job]:
+        """One scheduled job per tenant over profiles last validated before now - max age (0: all)."""
+        cutoff = self.clock() - timedelta(hours=max_age_hours) if max_age_hours else None
+        by_tenant: dict[str, list[str]] = {}
+        for profile in self.profiles.list_every_tenant():
+            lv = profile.last_validation
+            if cutoff is None or lv is None or lv.at < cutoff:
+                by_tenant.setdefault(profile.tenant_id, []).append(profile.id)
+        return [self.create_job(tenant, None, correlation_id=correlation_id, reason=Reason.SCHEDULED,
+                                profile_ids=ids, spread_seconds=spread_seconds)
+                for tenant, ids in sorted(by_tenant.items())]
