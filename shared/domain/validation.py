@@ -1,0 +1,210 @@
+"""The Validation Test's model: the form it tests, the roles it looks for, the outcome it returns.
+
+Pure domain: no SDK imports. The password travels as :class:`~shared.domain.profile.Password`,
+which never prints itself; nothing in a :class:`ValidationOutcome` can hold it.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+from shared.domain.profile import APP_PASSWORD_SHAPE, AdminCenter, AdminCenterMode, Password
+
+#: The spec's note for MFA profiles (step 6), shown next to the blank User Role.
+USER_ROLE_NOTE_MFA = ("As the Microsoft 365 user has multi-factor authentication (MFA) enabled, the user "
+                      "role information cannot be retrieved due to Microsoft API limitations, and the User "
+                      "Role field will be blank.")
+#: The spec's requirement for MFA profiles (step 4), which the role check cannot verify.
+MFA_ROLE_REQUIREMENT = ("With the Enable MFA option selected, you must enter the login ID of a Microsoft 365 "
+                        "Global Administrator account or SharePoint Administrator account.")
+
+GLOBAL_ADMINISTRATOR = "Global Administrator"
+SHAREPOINT_ADMINISTRATOR = "SharePoint Administrator"
+OTHER_ROLE = "other"
+#: Directory role template ids (the same in every tenant), strongest first.
+REQUIRED_ROLE_TEMPLATES: tuple[tuple[str, str], ...] = (
+    ("62e90394-69f5-4237-9190-012177145e10", GLOBAL_ADMINISTRATOR),
+    ("f28a1f50-f6e7-4571-818b-6a12f2af6b6c", SHAREPOINT_ADMINISTRATOR),
+)
+
+MODERN, LEGACY, INPUT = "modern", "legacy", "input"
+PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
+
+_TENANT = re.compile(r"^(?:[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}"
+                     r"|(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63})$")
+
+
+def user_role(role_template_ids: tuple[str, ...] | list[str]) -> str:
+    """``Global Administrator``, ``SharePoint Administrator`` or ``other`` (the strongest held)."""
+    held = {r.lower() for r in role_template_ids}
+    for template_id, name in REQUIRED_ROLE_TEMPLATES:
+        if template_id in held:
+            return name
+    return OTHER_ROLE
+
+
+def password_shape(password: Password) -> str:
+    """``appPassword`` for 16 lowercase letters (Microsoft's app password shape), else ``other``."""
+    return "appPassword" if APP_PASSWORD_SHAPE.match(password.reveal()) else "other"
+
+
+@dataclass(frozen=True)
+class ValidationForm:
+    """The values the Validation Test signs in with (unsaved form values or a saved profile).
+
+    :ivar tenant_id: the Microsoft 365 tenant id (GUID) or one of its domain names.
+    :ivar password: the password (MFA off) or the app password (MFA on).
+    """
+
+    tenant_id: str
+    username: str
+    password: Password = field(repr=False)
+    mfa_enabled: bool = False
+    admin_center: AdminCenter = AdminCenter()
+
+    @classmethod
+    def from_dict(cls, tenant_id: str, body: Mapping[str, Any]) -> "ValidationForm":
+        """From a ``validation-tests`` body (``{mfaEnabled, username, password, adminCenter}``).
+
+        Never raises for bad values: they are kept so that :func:`input_problems` reports them
+        in the outcome.
+        """
+        ac = body.get("adminCenter") if isinstance(body.get("adminCenter"), Mapping) else {}
+        try:
+            mode = AdminCenterMode(ac.get("mode", "default"))
+        except ValueError:
+            mode = AdminCenterMode.DEFAULT
+        url = ac.get("url") if isinstance(ac.get("url"), str) else None
+        raw_password = body.get("password")
+        return cls(tenant_id=str(tenant_id or ""),
+                   username=body.get("username").strip() if isinstance(body.get("username"), str) else "",
+                   password=Password(raw_password if isinstance(raw_password, str) else ""),
+                   mfa_enabled=body.get("mfaEnabled") is True,
+                   admin_center=AdminCenter(mode, url.strip() if url else None))
+
+    @property
+    def sign_in_path(self) -> str:
+        return LEGACY if self.mfa_enabled else MODERN
+
+    @property
+    def admin_center_url(self) -> str | None:
+        """The custom URL without a trailing slash, when one is set."""
+        if self.admin_center.mode is AdminCenterMode.CUSTOM and self.admin_center.url:
+            return self.admin_center.url.rstrip("/")
+        return None
+
+
+def input_problems(form: ValidationForm) -> tuple[str | None, list[str]]:
+    """What keeps the test from starting: ``(signal code, [field: problem, ...])``.
+
+    ``INPUT_ADMIN_CENTER_URL_REQUIRED`` when MFA is on without a custom URL (spec step 7) and
+    nothing else is wrong, ``INPUT_INVALID`` for any other problem, ``(None, [])`` when fine.
+    """
+    problems = []
+    if not _TENANT.match(form.tenant_id or ""):
+        problems.append("tenantId: not a Microsoft 365 tenant ID (GUID) or domain name")
+    if not form.username or "@" not in form.username or any(c.isspace() for c in form.username):
+        problems.append("username: enter the login ID of the account, such as admin@contoso.onmicrosoft.com")
+    if not form.password.reveal():
+        problems.append("password: enter the app password of the account" if form.mfa_enabled
+                        else "password: enter the password of the account")
+    url = form.admin_center_url
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname or parts.username or parts.password \
+                or parts.query or parts.fragment:
+            problems.append("adminCenter.url: must be an https:// URL such as https://contoso-admin.sharepoint.com")
+    url_missing = form.mfa_enabled and not url
+    if url_missing and not problems:
+        return "INPUT_ADMIN_CENTER_URL_REQUIRED", ["adminCenter.url: required when MFA is used"]
+    if url_missing:
+        problems.append("adminCenter.url: required when MFA is used (custom admin center URL)")
+    return ("INPUT_INVALID", problems) if problems else (None, [])
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str      # signIn | role | adminCenter | input
+    status: str    # passed | failed | skipped
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "status": self.status, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the upstream said, for support (never a secret or a token)."""
+
+    sign_in_path: str
+    aadsts_code: str | None = None
+    http_status: int | None = None
+    correlation_id: str | None = None
+    trace_id: str | None = None
+    retry_after_seconds: int | None = None
+    step: str | None = None
+    error_code: str | None = None
+    upstream_requests: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"aadstsCode": self.aadsts_code, "httpStatus": self.http_status,
+                "correlationId": self.correlation_id, "traceId": self.trace_id,
+                "retryAfterSeconds": self.retry_after_seconds, "signInPath": self.sign_in_path,
+                "step": self.step, "errorCode": self.error_code,
+                "upstreamRequests": self.upstream_requests}
+
+
+@dataclass(frozen=True)
+class ValidationOutcome:
+    """The result of one Validation Test (DESIGN §4). ``to_dict()`` is the JSON shape.
+
+    ``status`` is ``passed``, ``failed`` (the account or its settings need fixing) or ``error``
+    (throttled or unavailable upstream: try again, see ``evidence.retryAfterSeconds``).
+    """
+
+    status: str
+    message_id: str | None
+    message: str
+    solutions: tuple[str, ...]
+    checks: tuple[Check, ...]
+    evidence: Evidence
+    tested_at: datetime
+    duration_ms: int
+    solutions_intro: str | None = None
+    cause: str | None = None
+    user_role: str | None = None
+    user_role_note: str | None = None
+    limitations: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASSED
+
+    @property
+    def retry_after_seconds(self) -> int | None:
+        return self.evidence.retry_after_seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        tested_at = self.tested_at.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+        return {
+            "status": self.status,
+            "messageId": self.message_id,
+            "message": self.message,
+            "solutionsIntro": self.solutions_intro,
+            "solutions": list(self.solutions),
+            "cause": self.cause,
+            "userRole": self.user_role,
+            "userRoleNote": self.user_role_note,
+            "checks": [c.to_dict() for c in self.checks],
+            "evidence": self.evidence.to_dict(),
+            "limitations": list(self.limitations),
+            "testedAt": tested_at.replace("+00:00", "Z"),
+            "durationMs": self.duration_ms,
+        }
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,239 @@
+"""The troubleshooting catalog: every rule reachable, the spec's exact words, unknown codes."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from shared.domain.profile import limitation_catalog
+from shared.domain.troubleshooting import (
+    CATALOG_PATH, UNKNOWN_FAILURE, Catalog, Signal, classify, find_rule, load_catalog)
+
+CATALOG = load_catalog()
+SPEC = Path("/work/shared/spec/mfa-service-account-profiles.txt")
+PARAMS = {"reservedIpRanges": "203.0.113.0/28, 198.51.100.16/29", "retryAfterSeconds": 30,
+          "tenantId": "11111111-1111-4111-8111-111111111111", "correlationId": "cid-1",
+          "description": "something", "roles": "none", "adminCenterUrl": "https://contoso-admin.sharepoint.com",
+          "step": "Microsoft Entra ID (sign-in)"}
+
+_SIGNAL_FIELDS = {"code": "code", "httpStatus": "http_status", "path": "path", "mfaEnabled": "mfa_enabled",
+                  "step": "step", "passwordShape": "password_shape", "caChallenge": "ca_challenge"}
+
+
+def _first(value):
+    value = value[0] if isinstance(value, list) else value
+    if isinstance(value, str) and value.endswith("xx"):
+        return int(value[0]) * 100 + 2
+    return value
+
+
+def signal_for(rule) -> Signal:
+    """The plainest signal that satisfies ``rule``'s conditions (an HTTP answer unless it says)."""
+    return Signal(**{"http_status": 200, **{_SIGNAL_FIELDS[k]: _first(v) for k, v in rule["when"].items()}})
+
+
+@pytest.mark.parametrize("rule", CATALOG.rules, ids=[r["id"] for r in CATALOG.rules])
+def test_every_rule_is_reachable_and_renders(rule):
+    # No earlier rule shadows this one, and its texts fill without leftovers.
+    diagnosis = classify(signal_for(rule), params=PARAMS)
+    assert diagnosis.rule_id == rule["id"]
+    assert diagnosis.message_id == rule["messageId"]
+    assert diagnosis.variant == rule.get("variant")
+    assert diagnosis.status in ("failed", "error")
+    texts = [diagnosis.message, diagnosis.cause or "", diagnosis.solutions_intro or "", *diagnosis.solutions]
+    assert diagnosis.solutions, "every message says what to do"
+    assert not any("{" in t or "}" in t for t in texts), texts
+
+
+# signal -> (messageId, variant, cause starts with)
+EXPECTED = [
+    (Signal("AADSTS50126", 400, "modern"), "CHECK_MFA_OR_APP_PASSWORD", None, "Microsoft Entra ID did not accept"),
+    (Signal("AADSTS50126", 400, "modern", password_shape="appPassword"), "CHECK_MFA_OR_APP_PASSWORD", None,
+     "The password has the shape of an app password (16 lowercase letters) while MFA is off"),
+    (Signal("AADSTS50126", 200, "legacy", True, "sts", "appPassword"), "INVALID_APP_PASSWORD", None,
+     "Microsoft Entra ID did not accept the user name and app password"),
+    (Signal("AADSTS50126", 200, "legacy", True, "sts", "other"), "INVALID_APP_PASSWORD", None,
+     "The password entered is not in the shape of an app password"),
+    (Signal("AADSTS50076", 400, "modern"), "MFA_ENABLED", "perUser", "Microsoft Entra ID asks for multi-factor"),
+    (Signal("AADSTS50079", 400, "modern"), "MFA_ENABLED", "perUser", "Microsoft Entra ID asks the account to register"),
+    (Signal("AADSTS50076", 400, "modern", ca_challenge=True), "MFA_ENABLED", "conditionalAccess",
+     "Microsoft Entra ID asks for multi-factor authentication (AADSTS50076) because a Conditional Access"),
+    (Signal("AADSTS50158", 400, "modern"), "MFA_ENABLED", "conditionalAccess", "An external multi-factor"),
+    (Signal("AADSTS50076", 200, "legacy", True, "sts", "other"), "INVALID_APP_PASSWORD", None,
+     "Microsoft Entra ID accepted the password but asked for multi-factor authentication"),
+    (Signal("AADSTS50076", 200, "legacy", True, "sts", "appPassword"), "MFA_ENABLED", "conditionalAccess",
+     "The app password was accepted, but multi-factor authentication is still required"),
+    (Signal("AADSTS50079", 200, "legacy", True, "sts", "other"), "INVALID_APP_PASSWORD", None,
+     "The account has not finished its multi-factor authentication registration"),
+    (Signal("AADSTS53003", 400, "modern"), "ACCESS_POLICY_BLOCKED", None,
+     "A Conditional Access policy blocked the sign-in (Microsoft Entra ID: AADSTS53003). If the policy"),
+    (Signal("AADSTS53003", 200, "legacy", True, "sts"), "ACCESS_POLICY_BLOCKED", None,
+     "A Conditional Access policy blocked the sign-in (Microsoft Entra ID: AADSTS53003). App passwords"),
+    (Signal("AADSTS53000", 400), "ACCESS_POLICY_BLOCKED", None, "A Conditional Access policy requires a compliant"),
+    (Signal("AADSTS53001", 400), "ACCESS_POLICY_BLOCKED", None, "A Conditional Access policy requires a domain-joined"),
+    (Signal("AADSTS530035", 200, "legacy", True, "sts"), "ACCESS_POLICY_BLOCKED", None, "Security defaults are on"),
+    (Signal("AADSTS50053", 400), "ACCOUNT_LOCKED", None, "Microsoft Entra ID reported the account as locked"),
+    (Signal("AADSTS50055", 400), "PASSWORD_EXPIRED", None, "Microsoft Entra ID reported the password as expired"),
+    (Signal("AADSTS50057", 400), "ACCOUNT_DISABLED", None, "Microsoft Entra ID reported the account as disabled"),
+    (Signal("AADSTS50034", 400), "USER_NOT_FOUND", None, "Microsoft Entra ID did not find the account"),
+    (Signal("AADSTS90072", 400), "USER_NOT_FOUND", None, "The account comes from another identity provider"),
+    (Signal("AADSTS90002", 400, step="discovery"), "TENANT_NOT_FOUND", None, "Microsoft Entra ID does not know"),
+    (Signal("ROLE_INSUFFICIENT", 200, step="memberOf"), "INSUFFICIENT_ROLE", None, "Directory roles of the account: none"),
+    (Signal("SP_FORBIDDEN", 403, "legacy", True, "contextinfo"), "INSUFFICIENT_ROLE", None,
+     "The account signed in, but the SharePoint Online admin center"),
+    (Signal("IDCRL_RETIRED", 200, "legacy", True, "sts"), "LEGACY_AUTH_RETIRED", None, "SharePoint Online refused"),
+    (Signal("SP_NO_AUTH_COOKIE", 200, "legacy", True, "wsignin"), "LEGACY_AUTH_BLOCKED", None, "SharePoint Online signed"),
+    (Signal("SP_URL_NOT_SHAREPOINT", None, "legacy", True, "adminCenter"), "ADMIN_CENTER_UNREACHABLE", None,
+     "https://contoso-admin.sharepoint.com is not a SharePoint Online address"),
+    (Signal("DNS_FAILURE", None, "legacy", True, "wsignin"), "ADMIN_CENTER_UNREACHABLE", None,
+     "https://contoso-admin.sharepoint.com could not be reached (DNS_FAILURE)"),
+    (Signal("DNS_FAILURE", None, "modern", step="token"), "SERVICE_UNAVAILABLE", None, "Microsoft Entra ID (sign-in) could"),
+    (Signal("SP_NOT_FOUND", 404, "legacy", True, "wsignin"), "ADMIN_CENTER_UNREACHABLE", None,
+     "https://contoso-admin.sharepoint.com answered HTTP 404"),
+    (Signal(None, 429, "modern", step="token"), "THROTTLED", None, "Microsoft Entra ID (sign-in) answered HTTP 429"),
+    (Signal("AADSTS50126", 429, "modern", step="token"), "THROTTLED", None, "Microsoft Entra ID (sign-in) answered HTTP 429"),
+    (Signal(None, 503, "legacy", True, "contextinfo"), "SERVICE_UNAVAILABLE", None, "Microsoft Entra ID (sign-in) answered HTTP 503"),
+    (Signal(None, 500, "modern", step="memberOf"), "SERVICE_UNAVAILABLE", None, None),
+    (Signal("TIMEOUT", None, "modern", step="token"), "SERVICE_UNAVAILABLE", None, "Microsoft Entra ID (sign-in) did not answer"),
+    (Signal("INPUT_ADMIN_CENTER_URL_REQUIRED", path="input", mfa_enabled=True), "ADMIN_CENTER_URL_REQUIRED", None, None),
+    (Signal("GRAPH_FORBIDDEN", 403, step="memberOf"), "ROLE_NOT_READABLE", None, "Microsoft Graph answered"),
+]
+
+
+@pytest.mark.parametrize("signal,message_id,variant,cause", EXPECTED,
+                         ids=[f"{s.code}-{s.http_status}-{s.path}-{s.password_shape}" for s, *_ in EXPECTED])
+def test_classification(signal, message_id, variant, cause):
+    diagnosis = classify(signal, params=PARAMS)
+    assert (diagnosis.message_id, diagnosis.variant) == (message_id, variant)
+    if cause:
+        assert diagnosis.cause.startswith(cause), diagnosis.cause
+
+
+def test_status_error_only_for_throttling_and_availability():
+    statuses = {mid: entry["status"] for mid, entry in CATALOG.messages.items()}
+    assert {m for m, s in statuses.items() if s == "error"} == {"THROTTLED", "SERVICE_UNAVAILABLE"}
+
+
+@pytest.mark.parametrize("code,status", [("AADSTS99999", 400), ("SP_TEAPOT", 418), (None, 409)])
+def test_unknown_failure_keeps_the_code(code, status):
+    diagnosis = classify(Signal(code, status), params={"correlationId": "cid-9", "description": "Odd."})
+    assert diagnosis.message_id == UNKNOWN_FAILURE and diagnosis.status == "failed"
+    assert diagnosis.rule_id is None
+    shown = code or f"HTTP {status}"
+    assert shown in diagnosis.message and shown in diagnosis.cause
+    assert any("cid-9" in s for s in diagnosis.solutions)
+
+
+def test_classify_is_pure():
+    signal = Signal("AADSTS53003", 400, "modern")
+    assert classify(signal, params=PARAMS) == classify(signal, params=PARAMS)
+
+
+def test_ranges_are_quoted_where_reserved_ips_are_the_answer():
+    for code in ("AADSTS53003", "AADSTS53000", "AADSTS530035"):
+        diagnosis = classify(Signal(code, 400, "modern"), params=PARAMS)
+        assert "203.0.113.0/28, 198.51.100.16/29" in diagnosis.cause
+    third = classify(Signal("AADSTS53003", 400), params=PARAMS).solutions[2]
+    assert "GET /api/reserved-ip-addresses" in third and "203.0.113.0/28" in third
+
+
+def test_legacy_messages_carry_the_ghost_guest_users_limitation():
+    known = set(limitation_catalog())
+    for mid in ("LEGACY_AUTH_BLOCKED", "LEGACY_AUTH_RETIRED"):
+        assert "NO_GHOST_GUEST_USERS_RULE" in CATALOG.messages[mid]["limitations"]
+    for entry in CATALOG.messages.values():
+        assert set(entry.get("limitations", ())) <= known
+
+
+def test_retired_gives_a_concrete_migration_path():
+    diagnosis = classify(Signal("IDCRL_RETIRED", 200, "legacy", True, "sts"), params=PARAMS)
+    text = " ".join(diagnosis.solutions)
+    for needle in ("clear the Our organization uses multi-factor authentication checkbox",
+                   "Sites.FullControl.All", "certificate", "reserved IP addresses", "Conditional Access"):
+        assert needle in text
+    assert "May 1, 2026" in diagnosis.cause and "MC1184649" in diagnosis.cause
+
+
+def test_catalog_rejects_dangling_references():
+    raw = json.loads(CATALOG_PATH.read_text(encoding="utf-8"))
+    raw["rules"].append({"id": "bad", "when": {"colour": "red"}, "messageId": "NOPE"})
+    raw["rules"].append({"id": "bad2", "when": {"code": "X"}, "messageId": "MFA_ENABLED", "variant": "x",
+                         "cause": "y"})
+    with pytest.raises(ValueError) as err:
+        Catalog.from_dict(raw)
+    assert "unknown messageId 'NOPE'" in str(err.value)
+    assert "unknown variant 'x'" in str(err.value) and "unknown cause 'y'" in str(err.value)
+
+
+def test_http_status_families():
+    assert find_rule(Signal(None, 502))["id"] == "http-5xx"
+    assert find_rule(Signal(None, 404)) is None
+
+
+# --- the spec's exact words -----------------------------------------------------------------
+
+SPEC_TEXTS = {
+    "ACCESS_POLICY_BLOCKED": ["Your organization has set access policies that block the validation.",
+                              "Choose one of the following methods based on your scenario.",
+                              "Delete or disable the access policies.",
+                              "Edit the access policies to exclude the Microsoft 365 user set as the Service Account.",
+                              "Edit the access policies to exclude the reserved IP addresses of AvePoint Online "
+                              "Services. The reserved IP addresses can be downloaded in Administration > Security > "
+                              "Reserved IP addresses."],
+    "CHECK_MFA_OR_APP_PASSWORD": [
+        "Check if this account has multi-factor authentication enabled or if you have entered an app password.",
+        "If the account has multi-factor authentication enabled, choose one of the following methods based on "
+        "your scenario.",
+        "In the Enable MFA field, select the Our organization uses multi-factor authentication checkbox. Enter "
+        "the app password in the Password field.",
+        "If you do not want to select the Our organization uses multi-factor authentication checkbox, you need to "
+        "disable multi-factor authentication for the Microsoft 365 user set as the Service Account.",
+        "If the account does not have multi-factor authentication enabled and you haven’t entered an app "
+        "password, check if the login password of the account is correct."],
+    "MFA_ENABLED": [
+        "This account has multi-factor authentication enabled.",
+        "If this account has multi-factor authentication enabled on the multi-factor authentication interface, "
+        "either select the Our organization uses multi-factor authentication checkbox in the Enable MFA field or "
+        "disable multi-factor authentication for the Microsoft 365 user.",
+        "If your Microsoft 365 tenant has enabled multi-factor authentication in Microsoft Entra conditional "
+        "access policies, refer to the solution for Message 1 to either exclude the Service Account from the "
+        "access policies or exclude AvePoint Online Services reserved IP addresses from the access policies."],
+    "INVALID_APP_PASSWORD": [
+        "The password is validated via Microsoft 365 API. Due to a Microsoft 365 API limitation, you may "
+        "encounter the following issue: the password is checked as invalid here, but you can use this password "
+        "to log into Microsoft 365 successfully. To resolve the issue, you must change your password in "
+        "Microsoft 365, and then enter the new password here."],
+    "ADMIN_CENTER_URL_REQUIRED": [
+        "If the Our organization uses multi-factor authentication checkbox is selected, you must manually enter "
+        "the SharePoint Online admin center URL in the text box."],
+}
+
+
+def _entry_texts(entry) -> list[str]:
+    texts = [entry["message"], entry.get("solutionsIntro") or "", *entry.get("solutions", [])]
+    for variant in entry.get("variants", {}).values():
+        texts += variant.get("solutions", [])
+    return texts
+
+
+@pytest.mark.parametrize("message_id", sorted(SPEC_TEXTS))
+def test_spec_words_are_in_the_catalog_verbatim(message_id):
+    texts = _entry_texts(CATALOG.messages[message_id])
+    for sentence in SPEC_TEXTS[message_id]:
+        assert any(sentence in t for t in texts), sentence
+
+
+@pytest.mark.skipif(not SPEC.exists(), reason="the product page is not available here")
+@pytest.mark.parametrize("message_id", sorted(SPEC_TEXTS))
+def test_spec_words_are_the_product_pages_words(message_id):
+    spec = SPEC.read_text(encoding="utf-8").replace("**", "")
+    for sentence in SPEC_TEXTS[message_id]:
+        assert sentence in spec, sentence
+
+
+def test_mfa_variants_split_the_spec_solutions():
+    entry = CATALOG.messages["MFA_ENABLED"]
+    per_user, ca = entry["variants"]["perUser"]["solutions"], entry["variants"]["conditionalAccess"]["solutions"]
+    assert per_user == entry["solutions"][:1]
+    assert ca[0] == entry["solutions"][1]
