@@ -121,3 +121,99 @@ class FakeSecretStore(SecretStore):
         self._check()
         versions = self.versions.get(name)
         return versions[-1][1] if versions and name not in self.deleted else None
+
+
+class FakeJobRepository:
+    """Jobs and items in memory with ETags, like ``TableJobRepository``."""
+
+    def __init__(self):
+        self.jobs = {}
+        self.rows = {}  # (job, profile) -> (item, claimed_until, etag)
+        self._n = itertools.count(1)
+
+    def add(self, job, profile_ids):
+        from shared.domain.jobs import JobItem
+
+        for pid in profile_ids:
+            self.rows[(job.id, pid)] = (JobItem(job.id, pid), None, f"e{next(self._n)}")
+        self.jobs[(job.tenant_id, job.id)] = job
+
+    def get(self, tenant_id, job_id):
+        from shared.domain.errors import NotFound
+
+        try:
+            return self.jobs[(tenant_id, job_id)]
+        except KeyError:
+            raise NotFound("Job", job_id) from None
+
+    def mark_started(self, tenant_id, job_id, at):
+        job = self.jobs[(tenant_id, job_id)]
+        if job.started_at is None:
+            self.jobs[(tenant_id, job_id)] = replace(job, started_at=at)
+
+    def items(self, job_id):
+        return [i for (j, _), (i, _, _) in self.rows.items() if j == job_id]
+
+    def get_item(self, job_id, profile_id):
+        from shared.domain.errors import NotFound
+
+        try:
+            return self.rows[(job_id, profile_id)]
+        except KeyError:
+            raise NotFound("Job item", profile_id) from None
+
+    def save_item(self, item, *, etag, claimed_until=None):
+        _, _, current = self.rows[(item.job_id, item.profile_id)]
+        if etag != "*" and etag != current:
+            raise PreconditionFailed()
+        new = f"e{next(self._n)}"
+        self.rows[(item.job_id, item.profile_id)] = (item, claimed_until, new)
+        return new
+
+
+class FakeWorkQueue:
+    def __init__(self):
+        self.sent = []  # (WorkMessage, delay)
+        self.poison = []
+
+    def send(self, message, *, delay_seconds=0):
+        self.sent.append((message, delay_seconds))
+
+    def send_many(self, messages):
+        pairs = list(messages)
+        self.sent.extend(pairs)
+        return len(pairs)
+
+    def send_to_poison(self, text):
+        self.poison.append(text)
+
+
+class FakeHistory:
+    def __init__(self):
+        self.records = []
+        self.outbox = []
+
+    def add(self, record, *, publish):
+        self.records.append(record)
+        if publish:
+            self.outbox.append(record)
+
+    def list(self, tenant_id, profile_id, *, limit=50):
+        return [r for r in reversed(self.records) if (r.tenant_id, r.profile_id) == (tenant_id, profile_id)][:limit]
+
+    def mark_published(self, record):
+        self.outbox = [r for r in self.outbox if r.record_id != record.record_id]
+
+    def unpublished(self, *, limit=100):
+        return self.outbox[:limit]
+
+
+class FakePublisher:
+    def __init__(self):
+        self.published = []
+        self.down = False
+
+    def publish(self, record):
+        if self.down:
+            raise DependencyUnavailable("Queue Storage")
+        self.published.append(record)

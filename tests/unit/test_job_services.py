@@ -1,0 +1,113 @@
+"""The batch worker over fakes: exact counts under redelivery, throttling, poison, scheduled changes."""
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from shared.domain.jobs import Reason, WorkMessage
+from shared.domain.profile import LastValidation
+from shared.services.jobs import JobServices
+from shared.services.profiles import ProfileServices
+from shared.services.validation_runs import ValidationRuns
+from shared.cloud import endpoints_for
+from tests.fakes import (FakeHistory, FakeJobRepository, FakeProfileRepository, FakePublisher, FakeSecretStore,
+                         FakeWorkQueue)
+from tests.fakes_validation import FakeAccountProbe, failed
+
+T = "11111111-1111-4111-8111-111111111111"
+
+
+class Clock:
+    now = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def world():
+    profiles, secrets = FakeProfileRepository(), FakeSecretStore()
+    probe = FakeAccountProbe()
+    runs = ValidationRuns(profiles, secrets, FakeHistory(), FakePublisher(), probe, ("203.0.113.0/28",))
+    jobs = JobServices(FakeJobRepository(), profiles, runs, FakeWorkQueue(), Clock())
+    created = ProfileServices(profiles, secrets, endpoints_for("public"))
+    ids = [created.create_profile(T, {"name": f"p{i}", "username": f"u{i}@contoso.onmicrosoft.com",
+                                      "password": "Secret-1!"}, correlation_id="c").id for i in range(3)]
+    return jobs, probe, ids
+
+
+def run_all(jobs):
+    """Deliver every queued message once (like the host would), including re-sent copies."""
+    while jobs.work.sent:
+        msg, _ = jobs.work.sent.pop(0)
+        jobs.process(msg.to_json())
+
+
+def test_job_counts_exact_and_redelivery_is_a_no_op(world):
+    jobs, probe, ids = world
+    job = jobs.create_job(T, {"all": True}, correlation_id="c")
+    messages = [m for m, _ in jobs.work.sent]
+    run_all(jobs)
+    for m in messages:  # every message delivered a second time
+        assert jobs.process(m.to_json()) == "duplicate"
+    summary = jobs.get_job(T, job.id)
+    assert (summary["total"], summary["done"], summary["passed"], summary["state"]) == (3, 3, 3, "completed")
+    assert len(jobs.runs.publisher.published) == 3 and len(jobs.runs.history.records) == 3
+    assert probe.methods().count("sign_in_modern") == 3
+
+
+def test_throttled_message_goes_back_with_retry_after_and_is_not_failed(world):
+    jobs, probe, ids = world
+    probe.answer("sign_in_modern", failed("sign_in_modern", None, status=429, retry_after=42))
+    job = jobs.create_job(T, {"profileIds": [ids[0]]}, correlation_id="c")
+    msg, _ = jobs.work.sent.pop(0)
+    assert jobs.process(msg.to_json()) == "throttled"
+    (copy, delay), = jobs.work.sent
+    assert delay == 42 and copy.throttled == 1
+    assert jobs.get_job(T, job.id)["throttled"] == 1 and jobs.get_job(T, job.id)["done"] == 0
+    run_all(jobs)
+    assert jobs.get_job(T, job.id)["passed"] == 1
+
+
+def test_poison_marks_item_as_error_and_unreadable_goes_to_poison(world):
+    jobs, probe, ids = world
+    job = jobs.create_job(T, {"profileIds": ids[:2]}, correlation_id="c")
+    first, _ = jobs.work.sent.pop(0)
+    assert jobs.process_poison(first.to_json()) == "error"
+    run_all(jobs)
+    summary = jobs.get_job(T, job.id)
+    assert summary["state"] == "completedWithErrors" and summary["errors"] == 1 and summary["passed"] == 1
+    assert summary["failures"] == [{"messageId": "POISON_MESSAGE", "count": 1, "profileIds": [first.profile_id]}]
+    assert jobs.process("not json") == "poisoned" and jobs.work.poison == ["not json"]
+
+
+def test_a_copy_arriving_while_claimed_waits(world):
+    jobs, probe, ids = world
+    jobs.create_job(T, {"profileIds": [ids[0]]}, correlation_id="c")
+    msg, _ = jobs.work.sent.pop(0)
+    item, _, etag = jobs.jobs.get_item(msg.job_id, msg.profile_id)
+    jobs.jobs.save_item(item, etag=etag, claimed_until=Clock.now + timedelta(seconds=60))
+    assert jobs.process(msg.to_json()) == "busy"
+    assert jobs.work.sent[0][1] > 0
+
+
+def test_scheduled_run_publishes_only_changes(world):
+    jobs, probe, ids = world
+    profiles = jobs.profiles
+    failing = profiles.get(T, ids[0])
+    profiles.record_validation(failing, LastValidation("failed", "CHECK_MFA_OR_APP_PASSWORD",
+                                                       Clock.now - timedelta(days=2)))
+    same = profiles.get(T, ids[1])
+    profiles.record_validation(same, LastValidation("passed", None, Clock.now - timedelta(days=2)))
+    fresh = profiles.get(T, ids[2])
+    profiles.record_validation(fresh, LastValidation("passed", None, Clock.now - timedelta(hours=1)))
+    probe.answer("sign_in_modern", failed("sign_in_modern", "AADSTS50126", status=400),
+                 failed("sign_in_modern", "AADSTS50126", status=400))
+    created = jobs.schedule_revalidation(max_age_hours=24, spread_seconds=600, correlation_id="c")
+    assert [j.total for j in created] == [2]
+    assert sorted(d for _, d in jobs.work.sent) == [0, 300]
+    assert all(m.reason is Reason.SCHEDULED for m, _ in jobs.work.sent)
+    run_all(jobs)
+    # ids[0] failed the same way again: not news; ids[1] started failing: news. Both are in history.
+    published = [(r.profile_id, r.message_id) for r in jobs.runs.publisher.published]
+    assert published == [(ids[1], "CHECK_MFA_OR_APP_PASSWORD")]
+    assert sorted(r.profile_id for r in jobs.runs.history.records) == sorted(ids[:2])
