@@ -1,0 +1,14 @@
+"""GET /api/admin: the admin page (the spec's profile form, Validation Test and troubleshooting)."""
+from pathlib import Path
+
+import azure.functions as func
+
+bp = func.Blueprint()
+PAGE = Path(__file__).with_name("static") / "admin.html"
+
+
+@bp.route(route="admin", methods=["GET"])
+def admin_page(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse(PAGE.read_bytes(), status_code=200, mimetype="text/html", charset="utf-8",
+                             headers={"Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline' 'self'; "
+                                                                 "style-src 'unsafe-inline'", "Cache-Control": "no-store"})
