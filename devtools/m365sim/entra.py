@@ -1,0 +1,450 @@
+"""Entra ID on ``login.microsoftonline.com``: OIDC discovery, JWKS, user realm, the v2.0/v1 token
+endpoint (password, client_credentials, refresh_token grants) and SharePoint's legacy security token
+service ``extSTS.srf`` (WS-Trust 2005 Issue → compact ``t=`` token or ``S:Fault``).
+"""
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from xml.etree import ElementTree
+from xml.sax.saxutils import escape
+
+from aiohttp import web
+
+from . import aadsts
+from .scenario import ROLE_TEMPLATE_IDS, stable_id
+from .signin import LEGACY, MODERN, evaluate
+from .tokens import RESOURCE_APP_IDS, b64url
+from .webutil import Routes, dumps, json_response, text_response, utc_iso
+
+LOGIN = "https://login.microsoftonline.com"
+_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+_RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})
+_MULTI = frozenset({"common", "organizations"})
+SPO_APP_ID = RESOURCE_APP_IDS["sharepoint"]
+
+
+def _ests_headers(request: web.Request, code: int = 0) -> dict:
+    headers = {"x-ms-request-id": str(uuid.uuid4()), "x-ms-ests-server": "2.1.sim - LOCAL ProdSlices",
+               "x-ms-clitelem": f"1,{code},0,,", "P3P": 'CP="DSP CUR OTPi IND OTRi ONL FIN"'}
+    if "client-request-id" in request.headers:
+        headers["client-request-id"] = request.headers["client-request-id"]
+    return headers
+
+
+class EntraService:
+    def __init__(self, state):
+        self.state = state
+        r = Routes()
+        r.add("GET", r"/(?P<tenant>[^/]+)/v2\.0/\.well-known/openid-configuration", self.discovery_v2)
+        r.add("GET", r"/(?P<tenant>[^/]+)/\.well-known/openid-configuration", self.discovery_v1)
+        r.add("GET", r"/(?P<tenant>[^/]+)/discovery(?:/v2\.0)?/keys", self.jwks)
+        r.add("GET", r"/common/discovery/instance", self.instance_discovery)
+        r.add("GET", r"/common/userrealm/(?P<upn>[^/]+)", self.userrealm)
+        r.add("GET POST", r"/GetUserRealm\.srf", self.get_user_realm_srf)
+        r.add("POST", r"/(?P<tenant>[^/]+)/oauth2/(?P<v2>v2\.0/)?token", self.token)
+        r.add("POST", r"/extSTS\.srf", self.ext_sts)
+        r.add("GET", r"/error", self.error_page)
+        self.routes = r
+
+    # ------------------------------------------------------------------ pipeline
+
+    def endpoint(self, request: web.Request) -> str:
+        path = request.path.lower()
+        if path == "/extsts.srf":
+            return "sharepoint.sts"
+        if path.endswith("/token"):
+            return "entra.token"
+        if "userrealm" in path:
+            return "entra.userrealm"
+        if path.endswith("/keys"):
+            return "entra.jwks"
+        return "entra.discovery"
+
+    def fault_response(self, request: web.Request, status: int, retry_after: int | None) -> web.Response:
+        headers = _ests_headers(request)
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
+        if request.path.lower() == "/extsts.srf":
+            return text_response(f"<html><body>HTTP {status}</body></html>", status, "text/html", headers)
+        return json_response({"error": "temporarily_unavailable",
+                              "error_description": f"The service is temporarily unavailable (HTTP {status}).",
+                              "error_codes": [], "timestamp": aadsts.now_stamp(),
+                              "trace_id": headers["x-ms-request-id"],
+                              "correlation_id": request.headers.get("client-request-id", str(uuid.uuid4()))},
+                             status, headers)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        handler, groups, known = self.routes.match(request.method, request.path)
+        if handler is None:
+            return text_response("Not Found" if not known else "Method Not Allowed", 405 if known else 404)
+        return await handler(request, **{k: v for k, v in groups.items() if v is not None or k == "v2"})
+
+    def _error(self, request: web.Request, code: int, **params) -> web.Response:
+        status, body = aadsts.token_error(code, correlation_id=request.headers.get("client-request-id"),
+                                          **params)
+        return json_response(body, status, _ests_headers(request, code))
+
+    # ------------------------------------------------------------------ discovery
+
+    def _resolve(self, tenant_key: str) -> dict | None:
+        return self.state.directory.tenant(tenant_key)
+
+    async def discovery_v2(self, request: web.Request, tenant: str) -> web.Response:
+        if tenant.lower() in _MULTI:
+            tid, issuer_tid = tenant.lower(), "{tenantid}"
+        else:
+            t = self._resolve(tenant)
+            if t is None:
+                return self._error(request, 90002, tenant=tenant)
+            tid = issuer_tid = t["id"]
+        base = f"{LOGIN}/{tid}"
+        doc = {
+            "token_endpoint": f"{base}/oauth2/v2.0/token",
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+            "jwks_uri": f"{base}/discovery/v2.0/keys",
+            "response_modes_supported": ["query", "fragment", "form_post"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+            "scopes_supported": ["openid", "profile", "email", "offline_access"],
+            "issuer": f"{LOGIN}/{issuer_tid}/v2.0",
+            "request_uri_parameter_supported": False,
+            "userinfo_endpoint": "https://graph.microsoft.com/oidc/userinfo",
+            "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+            "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
+            "http_logout_supported": True,
+            "frontchannel_logout_supported": True,
+            "end_session_endpoint": f"{base}/oauth2/v2.0/logout",
+            "claims_supported": ["sub", "iss", "cloud_instance_name", "cloud_instance_host_name",
+                                 "cloud_graph_host_name", "msgraph_host", "aud", "exp", "iat", "auth_time",
+                                 "acr", "nonce", "preferred_username", "name", "tid", "ver", "at_hash",
+                                 "c_hash", "email"],
+            "kerberos_endpoint": f"{base}/kerberos",
+            "tenant_region_scope": "WW",
+            "cloud_instance_name": "microsoftonline.com",
+            "cloud_graph_host_name": "graph.windows.net",
+            "msgraph_host": "graph.microsoft.com",
+            "rbac_url": "https://pas.windows.net",
+        }
+        return json_response(doc, headers=dict(_ests_headers(request), **{"Cache-Control": "max-age=86400, private"}))
+
+    async def discovery_v1(self, request: web.Request, tenant: str) -> web.Response:
+        if tenant.lower() in _MULTI:
+            tid, issuer_tid = tenant.lower(), "{tenantid}"
+        else:
+            t = self._resolve(tenant)
+            if t is None:
+                return self._error(request, 90002, tenant=tenant)
+            tid = issuer_tid = t["id"]
+        base = f"{LOGIN}/{tid}"
+        doc = {"token_endpoint": f"{base}/oauth2/token", "authorization_endpoint": f"{base}/oauth2/authorize",
+               "jwks_uri": f"{LOGIN}/common/discovery/keys", "issuer": f"https://sts.windows.net/{issuer_tid}/",
+               "id_token_signing_alg_values_supported": ["RS256"], "tenant_region_scope": "WW",
+               "cloud_instance_name": "microsoftonline.com", "msgraph_host": "graph.microsoft.com"}
+        return json_response(doc, headers=_ests_headers(request))
+
+    async def jwks(self, request: web.Request, tenant: str) -> web.Response:
+        if tenant.lower() not in _MULTI | {"consumers"} and self._resolve(tenant) is None:
+            return self._error(request, 90002, tenant=tenant)
+        return json_response({"keys": [self.state.tokens.jwk]}, headers=_ests_headers(request))
+
+    async def instance_discovery(self, request: web.Request) -> web.Response:
+        authority = request.query.get("authorization_endpoint", f"{LOGIN}/common/oauth2/v2.0/authorize")
+        tenant = authority.split("login.microsoftonline.com/", 1)[-1].split("/", 1)[0] or "common"
+        return json_response({
+            "tenant_discovery_endpoint": f"{LOGIN}/{tenant}/v2.0/.well-known/openid-configuration",
+            "api-version": "1.1",
+            "metadata": [{"preferred_network": "login.microsoftonline.com",
+                          "preferred_cache": "login.windows.net",
+                          "aliases": ["login.microsoftonline.com", "login.windows.net", "login.microsoft.com",
+                                      "sts.windows.net"]}]}, headers=_ests_headers(request))
+
+    # ------------------------------------------------------------------ user realm
+
+    async def userrealm(self, request: web.Request, upn: str) -> web.Response:
+        tenant = self.state.directory.tenant_for_domain(upn)
+        if tenant is None:
+            body = {"ver": "1.0", "account_type": "Unknown", "cloud_instance_name": "microsoftonline.com"}
+        else:
+            body = {"ver": "1.0", "account_type": "Managed", "domain_name": upn.rpartition("@")[2].lower(),
+                    "cloud_instance_name": "microsoftonline.com",
+                    "cloud_audience_urn": "urn:federation:MicrosoftOnline"}
+        return json_response(body, headers=_ests_headers(request))
+
+    async def get_user_realm_srf(self, request: web.Request) -> web.Response:
+        params = dict(request.query)
+        if request.method == "POST":
+            params.update(await request.post())
+        login = params.get("login", "")
+        tenant = self.state.directory.tenant_for_domain(login) if "@" in login else None
+        ns = "Managed" if tenant else "Unknown"
+        info = {"State": 4 if tenant else 1, "UserState": 1 if tenant else 1, "Login": login, "NameSpaceType": ns}
+        if tenant:
+            info.update({"DomainName": login.rpartition("@")[2].lower(), "FederationBrandName": tenant["name"],
+                         "CloudInstanceName": "microsoftonline.com",
+                         "CloudInstanceIssuerUri": "urn:federation:MicrosoftOnline"})
+        if params.get("xml") == "1":
+            inner = "".join(f"<{k}>{escape(str(v))}</{k}>" for k, v in info.items())
+            inner += f"<IsFederatedNS>false</IsFederatedNS>"
+            return text_response(f'<?xml version="1.0" ?><RealmInfo Success="true">{inner}</RealmInfo>',
+                                 content_type="text/xml; charset=utf-8")
+        return json_response(info)
+
+    async def error_page(self, request: web.Request) -> web.Response:
+        code = request.query.get("code", "")
+        return text_response(f"<html><body>AADSTS{escape(code)}</body></html>", content_type="text/html")
+
+    # ------------------------------------------------------------------ token endpoint
+
+    async def token(self, request: web.Request, tenant: str, v2: str | None = None) -> web.Response:
+        form = await request.post()
+        grant = form.get("grant_type")
+        if not grant:
+            return self._error(request, 900144, parameter="grant_type")
+        client_id = form.get("client_id")
+        if not client_id:
+            return self._error(request, 900144, parameter="client_id")
+        if grant == "password":
+            return await self._password_grant(request, form, tenant, client_id, bool(v2))
+        if grant == "client_credentials":
+            return await self._client_credentials(request, form, tenant, client_id, bool(v2))
+        if grant == "refresh_token":
+            return await self._refresh_grant(request, form, tenant, client_id, bool(v2))
+        return self._error(request, 70003, grant_type=grant)
+
+    def _check_client(self, request, form, tenant: dict, client_id: str, *, confidential: bool):
+        """None when the client may use this tenant (and authenticated if it must), else an error response."""
+        app = self.state.directory.app(client_id)
+        if app is None or not (app["multiTenant"] or (app.get("homeTenant") or "").lower() == tenant["id"].lower()):
+            return self._error(request, 700016, client_id=client_id, tenant=tenant["name"])
+        if confidential or not app["publicClient"]:
+            secret = form.get("client_secret")
+            if not secret:
+                return self._error(request, 7000218)
+            if secret not in app["secrets"]:
+                return self._error(request, 7000215, client_id=client_id)
+        return None
+
+    def _resource(self, scope: str | None, *, tenant: dict) -> tuple[str | None, list[str], str]:
+        """(resource URL or None when unknown, requested scopes, raw resource text)."""
+        scopes = (scope or "").split()
+        wanted = [s for s in scopes if s.lower() not in _RESERVED_SCOPES]
+        if not wanted:
+            return "https://graph.microsoft.com", scopes, "https://graph.microsoft.com"
+        first = wanted[0]
+        if "://" in first:
+            scheme, rest = first.split("://", 1)
+            raw = f"{scheme}://{rest.split('/', 1)[0]}"
+        elif "/" in first:
+            raw = first.split("/", 1)[0]
+        else:
+            return "https://graph.microsoft.com", scopes, "https://graph.microsoft.com"
+        low = raw.lower().rstrip("/")
+        for url, app_id in RESOURCE_APP_IDS.items():
+            if low in (url, app_id) and url.startswith("https://"):
+                return url, scopes, raw
+        if low == SPO_APP_ID:
+            return f"https://{tenant['sharepoint']['name']}.sharepoint.com" if tenant.get("sharepoint") else None, scopes, raw
+        host = low.split("://", 1)[-1]
+        spo = self.state.directory.spo_host(host)
+        if spo is not None and spo.tenant is tenant:
+            return f"https://{host}", scopes, raw
+        return None, scopes, raw
+
+    @staticmethod
+    def resource_app_id(resource: str) -> str:
+        return RESOURCE_APP_IDS.get(resource, SPO_APP_ID)
+
+    def _client_ip(self, request: web.Request) -> str:
+        return request.headers.get("x-sim-client-ip") or self.state.scenario["network"]["egressIp"]
+
+    def _tenant_for(self, request, tenant_key: str, username: str | None):
+        if tenant_key.lower() in _MULTI:
+            if username and "@" in username:
+                t = self.state.directory.tenant_for_domain(username)
+                if t is not None:
+                    return t, None
+                return None, self._error(request, 50034, tenant=username.rpartition("@")[2])
+            return None, self._error(request, 50059)
+        t = self._resolve(tenant_key)
+        if t is None:
+            return None, self._error(request, 90002, tenant=tenant_key)
+        return t, None
+
+    async def _password_grant(self, request, form, tenant_key, client_id, v2):
+        username, password = form.get("username"), form.get("password")
+        if not username:
+            return self._error(request, 900144, parameter="username")
+        if password is None:
+            return self._error(request, 900144, parameter="password")
+        tenant, err = self._tenant_for(request, tenant_key, username)
+        if err:
+            return err
+        err = self._check_client(request, form, tenant, client_id, confidential=False)
+        if err:
+            return err
+        resource, scopes, raw = self._resource(form.get("scope"), tenant=tenant)
+        if resource is None:
+            return self._error(request, 500011, resource=raw, tenant=tenant["name"])
+        ip = self._client_ip(request)
+        decision = evaluate(self.state.directory, tenant, username, password, client_app=MODERN, client_ip=ip,
+                            resource_app_id=self.resource_app_id(resource))
+        self.state.log_signin(user=username, tenant=tenant, path="ropc", ip=ip, app_id=client_id,
+                              resource=resource, decision=decision,
+                              correlation_id=request.headers.get("client-request-id"))
+        if not decision.ok:
+            return self._error(request, decision.code, claims=decision.claims, **decision.params)
+        user = self.state.directory.user(username)
+        return self._user_tokens(request, tenant, user, client_id, resource, scopes, ip, v2)
+
+    async def _refresh_grant(self, request, form, tenant_key, client_id, v2):
+        data = self.state.tokens.unseal("rt", form.get("refresh_token"))
+        if data is None or data["cid"].lower() != client_id.lower():
+            return self._error(request, 70000)
+        tenant = self.state.directory.tenant(data["tid"])
+        user = self.state.directory.user(data["upn"])
+        if tenant is None or user is None:
+            return self._error(request, 70000)
+        if user["state"] in ("disabled", "locked"):
+            return self._error(request, 50057 if user["state"] == "disabled" else 50053)
+        resource, scopes, raw = self._resource(form.get("scope"), tenant=tenant)
+        if resource is None:
+            return self._error(request, 500011, resource=raw, tenant=tenant["name"])
+        return self._user_tokens(request, tenant, user, client_id, resource, scopes, self._client_ip(request), v2)
+
+    def _user_tokens(self, request, tenant, user, client_id, resource, scopes, ip, v2) -> web.Response:
+        now = int(time.time())
+        life = self.state.scenario["settings"]["tokenLifetimeSeconds"]
+        tid = tenant["id"]
+        first, _, last = user["displayName"].partition(" ")
+        scp = " ".join(s.rsplit("/", 1)[-1] for s in scopes if s.lower() not in _RESERVED_SCOPES) or "User.Read"
+        access = self.state.tokens.sign({
+            "aud": resource, "iss": f"https://sts.windows.net/{tid}/", "iat": now, "nbf": now, "exp": now + life,
+            "acr": "1", "amr": ["pwd"], "appid": client_id, "appidacr": "0", "family_name": last or first,
+            "given_name": first, "idtyp": "user", "ipaddr": ip, "name": user["displayName"], "oid": user["id"],
+            "scp": scp.replace(".default", "User.Read"), "sub": stable_id("sub", user["id"], client_id),
+            "tid": tid, "unique_name": user["upn"], "upn": user["upn"], "preferred_username": user["upn"],
+            "uti": b64url(uuid.uuid4().bytes), "ver": "1.0",
+            "wids": [ROLE_TEMPLATE_IDS[r] for r in user["roles"]] + ["b79fbf4d-3ef9-4689-8143-76b194e85509"],
+        })
+        id_token = self.state.tokens.sign({
+            "aud": client_id, "iss": f"{LOGIN}/{tid}/v2.0", "iat": now, "nbf": now, "exp": now + 3600,
+            "name": user["displayName"], "oid": user["id"], "preferred_username": user["upn"],
+            "sub": stable_id("sub", user["id"], client_id), "tid": tid, "ver": "2.0",
+            "uti": b64url(uuid.uuid4().bytes)})
+        refresh = self.state.tokens.seal("rt", {"upn": user["upn"], "tid": tid, "cid": client_id}, 90 * 86400)
+        body = {"token_type": "Bearer", "scope": " ".join(s for s in scopes) or "User.Read",
+                "expires_in": life - 1, "ext_expires_in": life - 1, "access_token": access,
+                "refresh_token": refresh, "id_token": id_token,
+                "client_info": b64url(dumps({"uid": user["id"], "utid": tid}).encode())}
+        if not v2:
+            body.update({"resource": resource, "expires_on": str(now + life - 1)})
+        return json_response(body, headers=_ests_headers(request))
+
+    async def _client_credentials(self, request, form, tenant_key, client_id, v2):
+        tenant, err = self._tenant_for(request, tenant_key, None)
+        if err:
+            return err
+        err = self._check_client(request, form, tenant, client_id, confidential=True)
+        if err:
+            return err
+        scope = form.get("scope") if v2 else (form.get("resource", "") + "/.default")
+        if not scope:
+            return self._error(request, 900144, parameter="scope")
+        resource, scopes, raw = self._resource(scope, tenant=tenant)
+        if resource is None:
+            return self._error(request, 500011, resource=raw, tenant=tenant["name"])
+        app = self.state.directory.app(client_id)
+        now = int(time.time())
+        life = self.state.scenario["settings"]["tokenLifetimeSeconds"]
+        tid = tenant["id"]
+        oid = stable_id("sp", tid, client_id.lower())
+        claims = {"aud": resource, "iss": f"https://sts.windows.net/{tid}/", "iat": now, "nbf": now,
+                  "exp": now + life, "appid": client_id, "appidacr": "1", "idp": f"https://sts.windows.net/{tid}/",
+                  "idtyp": "app", "oid": oid, "sub": oid, "tid": tid, "uti": b64url(uuid.uuid4().bytes),
+                  "ver": "1.0"}
+        if app["roles"]:
+            claims["roles"] = list(app["roles"])
+        token = self.state.tokens.sign(claims)
+        self.state.log_signin(user=None, tenant=tenant, path="clientCredentials", ip=self._client_ip(request),
+                              app_id=client_id, resource=resource, decision=None,
+                              correlation_id=request.headers.get("client-request-id"))
+        body = {"token_type": "Bearer", "expires_in": life - 1, "ext_expires_in": life - 1, "access_token": token}
+        if not v2:
+            body.update({"resource": resource, "expires_on": str(now + life - 1)})
+        return json_response(body, headers=_ests_headers(request))
+
+    # ------------------------------------------------------------------ extSTS.srf (legacy SharePoint sign-in)
+
+    def _fault(self, text: str) -> web.Response:
+        rid = str(uuid.uuid4())
+        xml = aadsts.sts_fault(text, server_time=utc_iso(micro=True), request_id=rid)
+        return text_response(xml, 200, "application/soap+xml; charset=utf-8", {"x-ms-request-id": rid})
+
+    async def ext_sts(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        parsed = parse_rst(body)
+        if parsed is None:
+            return self._fault(aadsts.message(90023))
+        username, password, applies_to = parsed
+        directory = self.state.directory
+        host = applies_to.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].lower()
+        user_tenant = directory.tenant_for_domain(username)
+        spo = directory.spo_host(host)
+        spo_tenant = spo.tenant if spo else user_tenant
+        ip = self._client_ip(request)
+        if user_tenant is None:
+            self.state.log_signin(user=username, tenant=None, path="legacySts", ip=ip, app_id=None,
+                                  resource=applies_to, decision=None, error_code=50034)
+            return self._fault(aadsts.message(50034, tenant=username.rpartition("@")[2]))
+        if spo_tenant is not None and spo_tenant["legacyAuth"]["idcrl"] == "retired":
+            self.state.log_signin(user=username, tenant=user_tenant, path="legacySts", ip=ip, app_id=None,
+                                  resource=applies_to, decision=None, error_code="idcrlRetired")
+            return self._fault(aadsts.IDCRL_RETIRED_TEXT)
+        decision = evaluate(directory, user_tenant, username, password, client_app=LEGACY, client_ip=ip,
+                            resource_app_id=SPO_APP_ID)
+        self.state.log_signin(user=username, tenant=user_tenant, path="legacySts", ip=ip, app_id=None,
+                              resource=applies_to, decision=decision)
+        if not decision.ok:
+            return self._fault(aadsts.message(decision.code, **decision.params))
+        user = directory.user(username)
+        token = self.state.tokens.seal("spo", {"upn": user["upn"], "tid": user_tenant["id"], "aud": host,
+                                               "ap": decision.app_password}, 86400)
+        now = time.time()
+        xml = aadsts.sts_token_response(
+            token=f"t={token}&p=", applies_to=applies_to, created=utc_iso(now), expires=utc_iso(now + 86400),
+            ts_created=utc_iso(now, micro=True), ts_expires=utc_iso(now + 300, micro=True))
+        return text_response(xml, 200, "application/soap+xml; charset=utf-8")
+
+
+_NS = {"s": aadsts.NS_SOAP, "wsse": aadsts.NS_WSSE, "wst": aadsts.NS_WST, "wsp": aadsts.NS_WSP}
+_ADDRESSING = ("http://www.w3.org/2005/08/addressing", "http://schemas.xmlsoap.org/ws/2004/08/addressing",
+               "http://schemas.xmlsoap.org/ws/2004/03/addressing")
+
+
+def parse_rst(body: bytes) -> tuple[str, str, str] | None:
+    """(username, password, AppliesTo address) from a WS-Trust 2005 RST Issue envelope, or None."""
+    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
+        return None
+    try:
+        root = ElementTree.fromstring(body)
+    except ElementTree.ParseError:
+        return None
+    user = root.find(".//wsse:UsernameToken/wsse:Username", _NS)
+    pwd = root.find(".//wsse:UsernameToken/wsse:Password", _NS)
+    rst = root.find("s:Body/wst:RequestSecurityToken", _NS)
+    if user is None or pwd is None or rst is None or not (user.text or "").strip():
+        return None
+    address = None
+    applies = rst.find("wsp:AppliesTo", _NS)
+    if applies is not None:
+        for ns in _ADDRESSING:
+            node = applies.find(f"{{{ns}}}EndpointReference/{{{ns}}}Address")
+            if node is not None and node.text:
+                address = node.text.strip()
+                break
+    if not address:
+        return None
+    return user.text.strip(), pwd.text or "", address

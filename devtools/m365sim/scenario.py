@@ -1,0 +1,338 @@
+"""Scenario files: loading, JSON-Schema validation, defaults, merge-patch and the lookup index.
+
+A scenario is plain data (YAML or JSON) describing tenants, users, conditional-access policies,
+apps, vaults, the network and faults. Every answer of the simulator is derived from it at request
+time, so changing the scenario (``/_sim`` control API) changes the outcome of the next sign-in.
+"""
+from __future__ import annotations
+
+import copy
+import ipaddress
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).with_name("scenario.schema.json")
+SCENARIOS_DIR = Path(__file__).with_name("scenarios")
+DEMO_SCENARIO = SCENARIOS_DIR / "demo.yaml"
+
+#: Directory role template ids (the same in every tenant; Graph ``roleTemplateId``).
+ROLE_TEMPLATE_IDS = {
+    "Global Administrator": "62e90394-69f5-4237-9190-012177145e10",
+    "SharePoint Administrator": "f28a1f50-f6e7-4571-818b-6a12f2af6b6c",
+    "Global Reader": "f2ef992c-3afb-46b9-b7cf-a126ee74c451",
+    "Exchange Administrator": "29232cdf-9323-42fd-ade2-1d097af3e4de",
+    "User Administrator": "fe930be7-5e62-47db-91af-98c3a49a38b1",
+    "Teams Administrator": "69091246-20e8-4a56-aa4d-066075b2a7a8",
+}
+ADMIN_ROLES = frozenset(ROLE_TEMPLATE_IDS)
+SPO_ADMIN_ROLES = frozenset({"Global Administrator", "SharePoint Administrator"})
+
+_NS = uuid.UUID("6f1d2c1e-54d3-4b8e-9a55-6d3e8f0c1a77")
+
+
+class ScenarioError(ValueError):
+    """A scenario is invalid; the message names the file (if any) and the offending field."""
+
+
+def stable_id(*parts: str) -> str:
+    """A deterministic GUID for objects the scenario does not give an id to."""
+    return str(uuid.uuid5(_NS, "/".join(parts)))
+
+
+# --------------------------------------------------------------------------- validation
+
+_format_checker = jsonschema.FormatChecker()
+
+
+@_format_checker.checks("cidr", raises=ValueError)
+def _is_cidr(value: object) -> bool:
+    if isinstance(value, str):
+        ipaddress.ip_network(value, strict=False)
+    return True
+
+
+@_format_checker.checks("ipv4-or-ipv6", raises=ValueError)
+def _is_ip(value: object) -> bool:
+    if isinstance(value, str):
+        ipaddress.ip_address(value)
+    return True
+
+
+_SCHEMA = json.loads(SCHEMA_PATH.read_text())
+_VALIDATOR = jsonschema.Draft202012Validator(_SCHEMA, format_checker=_format_checker)
+
+
+def _path(parts: Iterable[Any]) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def _schema_errors(validator: jsonschema.protocols.Validator, data: Any, prefix: Iterable[Any] = ()):
+    errors = sorted(validator.iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    for err in errors:
+        # A oneOf/anyOf failure is clearer through its deepest cause.
+        best = jsonschema.exceptions.best_match([err]) if err.context else err
+        yield f"{_path([*prefix, *best.absolute_path])}: {best.message}"
+
+
+def validate_fragment(definition: str, data: Any, *, where: str = "") -> None:
+    """Validate ``data`` against ``#/$defs/<definition>`` (used by the control API for faults)."""
+    sub = {"$ref": f"#/$defs/{definition}", "$defs": _SCHEMA["$defs"]}
+    validator = jsonschema.Draft202012Validator(sub, format_checker=_format_checker)
+    problems = list(_schema_errors(validator, data, [where] if where else []))
+    if problems:
+        raise ScenarioError("; ".join(problems[:5]))
+
+
+def _semantic_errors(sc: dict) -> list[str]:
+    errs: list[str] = []
+    seen_ids: dict[str, str] = {}
+    seen_domains: dict[str, str] = {}
+    seen_sp: dict[str, str] = {}
+    seen_upns: dict[str, str] = {}
+    for ti, t in enumerate(sc.get("tenants", [])):
+        here = f"tenants[{ti}]"
+        tid = t["id"].lower()
+        if tid in seen_ids:
+            errs.append(f"{here}.id: duplicate tenant id {t['id']} (also {seen_ids[tid]})")
+        seen_ids[tid] = here
+        domains = {d.lower() for d in t["domains"]}
+        for di, d in enumerate(t["domains"]):
+            if d.lower() in seen_domains:
+                errs.append(f"{here}.domains[{di}]: domain {d} already belongs to {seen_domains[d.lower()]}")
+            seen_domains[d.lower()] = here
+        sp = t.get("sharepoint")
+        if sp:
+            hosts = [f"{sp['name']}.sharepoint.com", f"{sp['name']}-admin.sharepoint.com"]
+            hosts += [u.split("//", 1)[1].rstrip("/") for u in sp.get("adminCenterUrls", [])]
+            for h in hosts:
+                if h in seen_sp and seen_sp[h] != here:
+                    errs.append(f"{here}.sharepoint: host {h} already belongs to {seen_sp[h]}")
+                seen_sp[h] = here
+        upns_here = set()
+        for ui, u in enumerate(t.get("users", [])):
+            upn = u["upn"].lower()
+            if upn.split("@", 1)[1] not in domains:
+                errs.append(f"{here}.users[{ui}].upn: {u['upn']} is not in a domain of this tenant "
+                            f"({', '.join(sorted(domains))})")
+            if upn in seen_upns:
+                errs.append(f"{here}.users[{ui}].upn: duplicate user {u['upn']} (also {seen_upns[upn]})")
+            seen_upns[upn] = f"{here}.users[{ui}]"
+            upns_here.add(upn)
+        names = set()
+        for pi, p in enumerate(t.get("conditionalAccess", [])):
+            if p["name"] in names:
+                errs.append(f"{here}.conditionalAccess[{pi}].name: duplicate policy name {p['name']!r}")
+            names.add(p["name"])
+            for key in ("include", "exclude"):
+                for ri, ref in enumerate(p.get("users", {}).get(key, [])):
+                    if ref != "All" and ref.lower() not in upns_here:
+                        errs.append(f"{here}.conditionalAccess[{pi}].users.{key}[{ri}]: "
+                                    f"{ref!r} is neither 'All' nor a user of this tenant")
+    app_ids = set()
+    for ai, a in enumerate(sc.get("apps", [])):
+        cid = a["clientId"].lower()
+        if cid in app_ids:
+            errs.append(f"apps[{ai}].clientId: duplicate app {a['clientId']}")
+        app_ids.add(cid)
+        home = a.get("homeTenant")
+        if home and home.lower() not in seen_ids:
+            errs.append(f"apps[{ai}].homeTenant: no tenant with id {home}")
+        if not a.get("publicClient") and not a.get("secrets"):
+            errs.append(f"apps[{ai}].secrets: a confidential app needs at least one secret")
+        if not a.get("multiTenant") and not home:
+            errs.append(f"apps[{ai}].homeTenant: required unless multiTenant is true")
+    vault_names = set()
+    for vi, v in enumerate(sc.get("vaults", [])):
+        if v["name"].lower() in vault_names:
+            errs.append(f"vaults[{vi}].name: duplicate vault {v['name']}")
+        vault_names.add(v["name"].lower())
+        if v.get("tenant") and v["tenant"].lower() not in seen_ids:
+            errs.append(f"vaults[{vi}].tenant: no tenant with id {v['tenant']}")
+        for i, app in enumerate(v.get("allowedApps", [])):
+            if app.lower() not in app_ids:
+                errs.append(f"vaults[{vi}].allowedApps[{i}]: no app with clientId {app}")
+    op = sc.get("operator") or {}
+    if op.get("appId") and op["appId"].lower() not in app_ids:
+        errs.append(f"operator.appId: no app with clientId {op['appId']}")
+    if op.get("publicClientId") and op["publicClientId"].lower() not in app_ids:
+        errs.append(f"operator.publicClientId: no app with clientId {op['publicClientId']}")
+    if op.get("vault") and op["vault"].lower() not in vault_names:
+        errs.append(f"operator.vault: no vault named {op['vault']}")
+    return errs
+
+
+def validate(scenario: Any, *, source: str = "scenario") -> dict:
+    """Validate and return a normalised deep copy (defaults filled in). Raises :class:`ScenarioError`."""
+    if not isinstance(scenario, dict):
+        raise ScenarioError(f"{source}: the scenario must be a mapping, got {type(scenario).__name__}")
+    problems = list(_schema_errors(_VALIDATOR, scenario))
+    if not problems:
+        problems = _semantic_errors(scenario)
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise ScenarioError(f"{source}: " + "; ".join(problems[:5]) + more)
+    return normalise(scenario)
+
+
+def normalise(sc: dict) -> dict:
+    sc = copy.deepcopy(sc)
+    sc.setdefault("version", 1)
+    sc.setdefault("network", {}).setdefault("egressIp", "203.0.113.5")
+    settings = sc.setdefault("settings", {})
+    settings.setdefault("tokenLifetimeSeconds", 3600)
+    settings.setdefault("spoCookieLifetimeSeconds", 5 * 24 * 3600)
+    for t in sc.setdefault("tenants", []):
+        t.setdefault("name", t["domains"][0].split(".")[0].title())
+        la = t.setdefault("legacyAuth", {})
+        la.setdefault("idcrl", "enabled")
+        la.setdefault("idcrlReEnabled", False)
+        la.setdefault("blockLegacyApps", False)
+        t.setdefault("securityDefaults", False)
+        for u in t.setdefault("users", []):
+            u.setdefault("id", stable_id("user", u["upn"].lower()))
+            u.setdefault("displayName", u["upn"].split("@")[0].title())
+            u.setdefault("password", "Demo-Passw0rd!")
+            u.setdefault("appPasswords", [])
+            u.setdefault("perUserMfa", "disabled")
+            u.setdefault("mfaRegistered", u["perUserMfa"] != "disabled")
+            u.setdefault("roles", [])
+            u.setdefault("state", "active")
+        for p in t.setdefault("conditionalAccess", []):
+            p.setdefault("id", stable_id("policy", t["id"].lower(), p["name"]))
+            p.setdefault("state", "on")
+            p.setdefault("users", {}).setdefault("include", ["All"])
+            p["users"].setdefault("exclude", [])
+            p.setdefault("clientApps", ["all"])
+    for a in sc.setdefault("apps", []):
+        a.setdefault("displayName", f"app {a['clientId'][:8]}")
+        a.setdefault("publicClient", False)
+        a.setdefault("multiTenant", False)
+        a.setdefault("secrets", [])
+        a.setdefault("roles", [])
+    first_tenant = sc["tenants"][0]["id"] if sc["tenants"] else None
+    for v in sc.setdefault("vaults", []):
+        v.setdefault("tenant", first_tenant)
+        v.setdefault("allowedApps", [])
+        v.setdefault("softDeleteRetentionDays", 90)
+        v.setdefault("secrets", [])
+    faults = sc.setdefault("faults", {})
+    faults.setdefault("rules", [])
+    faults.setdefault("outage", None)
+    faults.setdefault("sharepointUserThrottle", None)
+    return sc
+
+
+def load(source: str | Path | dict) -> dict:
+    """Load a scenario from a YAML/JSON file path, YAML/JSON text, or a dict; validated."""
+    if isinstance(source, dict):
+        return validate(source)
+    path = Path(source) if not (isinstance(source, str) and "\n" in source) else None
+    if path is not None:
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ScenarioError(f"{path}: cannot read the scenario file ({exc.strerror})") from None
+        name = str(path)
+    else:
+        text, name = str(source), "scenario"
+    return validate(parse_text(text, source=name), source=name)
+
+
+def parse_text(text: str, *, source: str = "scenario") -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ScenarioError(f"{source}: not valid YAML/JSON{where}: {getattr(exc, 'problem', exc)}") from None
+
+
+# --------------------------------------------------------------------------- merge patch
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON merge patch (returns a new object)."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+# --------------------------------------------------------------------------- index
+
+@dataclass(frozen=True)
+class SpoHost:
+    tenant: dict
+    is_admin: bool
+
+
+class Directory:
+    """Read-only lookups over one validated scenario (rebuilt whenever the scenario changes)."""
+
+    def __init__(self, scenario: dict):
+        self.scenario = scenario
+        self.tenants_by_key: dict[str, dict] = {}
+        self.tenant_of_user: dict[str, dict] = {}
+        self.users: dict[str, dict] = {}
+        self.spo_hosts: dict[str, SpoHost] = {}
+        for t in scenario["tenants"]:
+            self.tenants_by_key[t["id"].lower()] = t
+            for d in t["domains"]:
+                self.tenants_by_key[d.lower()] = t
+            for u in t["users"]:
+                self.users[u["upn"].lower()] = u
+                self.tenant_of_user[u["upn"].lower()] = t
+            sp = t.get("sharepoint")
+            if sp:
+                self.spo_hosts[f"{sp['name']}.sharepoint.com"] = SpoHost(t, False)
+                self.spo_hosts[f"{sp['name']}-admin.sharepoint.com"] = SpoHost(t, True)
+                for url in sp.get("adminCenterUrls", []):
+                    self.spo_hosts[url.split("//", 1)[1].rstrip("/").lower()] = SpoHost(t, True)
+        self.apps = {a["clientId"].lower(): a for a in scenario["apps"]}
+        self.vaults = {v["name"].lower(): v for v in scenario["vaults"]}
+
+    def tenant(self, key: str) -> dict | None:
+        return self.tenants_by_key.get(key.lower())
+
+    def tenant_for_domain(self, upn: str) -> dict | None:
+        return self.tenants_by_key.get(upn.rpartition("@")[2].lower())
+
+    def user(self, upn: str) -> dict | None:
+        return self.users.get(upn.lower())
+
+    def app(self, client_id: str) -> dict | None:
+        return self.apps.get(client_id.lower())
+
+    def vault(self, name: str) -> dict | None:
+        return self.vaults.get(name.lower())
+
+    def spo_host(self, host: str) -> SpoHost | None:
+        return self.spo_hosts.get(host.lower())
+
+    def user_by_id(self, oid: str) -> dict | None:
+        return next((u for u in self.users.values() if u["id"] == oid), None)
+
+    def operator(self) -> dict:
+        """The product's own identity: app, vault and the public client used for ROPC."""
+        op = self.scenario.get("operator") or {}
+        confidential = [a for a in self.scenario["apps"] if not a["publicClient"]]
+        public = [a for a in self.scenario["apps"] if a["publicClient"]]
+        app = self.app(op["appId"]) if op.get("appId") else (confidential[0] if confidential else None)
+        vault = self.vault(op["vault"]) if op.get("vault") else (
+            next((v for v in self.scenario["vaults"] if app and app["clientId"] in v["allowedApps"]), None)
+            or (self.scenario["vaults"][0] if self.scenario["vaults"] else None))
+        pub = self.app(op["publicClientId"]) if op.get("publicClientId") else (public[0] if public else None)
+        return {"app": app, "vault": vault, "publicClient": pub}

@@ -1,0 +1,76 @@
+"""Everything the simulator knows at run time: the scenario (and its index), vault contents, faults,
+counters and the sign-in log. Lives on the server's event loop; the control API mutates it.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from collections import deque
+
+from . import scenario as scenario_mod
+from .faults import Counters, FaultEngine
+from .keyvault import VaultStore
+from .signin import Decision
+from .tokens import TokenService
+from .webutil import utc_iso
+
+SIGNIN_LOG_LIMIT = 20000
+
+
+class SimState:
+    def __init__(self, scenario: dict, tokens: TokenService | None = None):
+        self.initial = copy.deepcopy(scenario)
+        self.tokens = tokens or TokenService()
+        self.faults = FaultEngine()
+        self.counters = Counters()
+        self.signins: deque[dict] = deque(maxlen=SIGNIN_LOG_LIMIT)
+        self.load(scenario)
+
+    # ------------------------------------------------------------------ scenario
+
+    def load(self, scenario: dict) -> None:
+        """Replace the scenario: directory, vault contents and faults all come from it."""
+        self.scenario = scenario
+        self.directory = scenario_mod.Directory(scenario)
+        self.vaults = VaultStore(scenario["vaults"])
+        self.faults.configure(scenario["faults"])
+
+    def update(self, scenario: dict) -> None:
+        """Apply an edited scenario (merge patch) while keeping vault contents and runtime faults."""
+        self.scenario = scenario
+        self.directory = scenario_mod.Directory(scenario)
+        for v in scenario["vaults"]:
+            self.vaults.data.setdefault(v["name"].lower(), {})
+
+    def reset(self) -> None:
+        """Back to the scenario the simulator started with; faults, counters and sign-ins cleared."""
+        self.load(copy.deepcopy(self.initial))
+        self.counters.clear()
+        self.signins.clear()
+
+    # ------------------------------------------------------------------ sign-in log
+
+    def log_signin(self, *, user: str | None, tenant: dict | None, path: str, ip: str | None,
+                   app_id: str | None, resource: str | None, decision: Decision | None,
+                   correlation_id: str | None = None, error_code: int | str | None = None) -> None:
+        code = decision.code if decision is not None else error_code
+        entry = {
+            "time": utc_iso(time.time(), micro=True),
+            "user": user.lower() if user else None,
+            "tenantId": tenant["id"] if tenant else None,
+            "path": path,
+            "result": "success" if code is None else "failure",
+            "errorCode": code,
+            "clientIp": ip,
+            "appId": app_id,
+            "resource": resource,
+        }
+        if decision is not None:
+            entry["appPassword"] = decision.app_password
+            entry["conditionalAccess"] = decision.policies
+        if correlation_id:
+            entry["correlationId"] = correlation_id
+        self.signins.append(entry)
+
+    def signin_log(self, user: str | None = None) -> list[dict]:
+        return [e for e in self.signins if user is None or e["user"] == user.lower()]

@@ -1,0 +1,93 @@
+"""What the product's clients send, built the way the public libraries build it."""
+from __future__ import annotations
+
+import uuid
+from xml.etree import ElementTree
+from xml.sax.saxutils import escape
+
+import msal
+
+LOGIN = "https://login.microsoftonline.com"
+OPERATOR = "00000000-0000-4000-8000-0000000000aa"
+CONTOSO = "11111111-1111-4111-8111-111111111111"
+FABRIKAM = "22222222-2222-4222-8222-222222222222"
+NORTHWIND = "33333333-3333-4333-8333-333333333333"
+TAILSPIN = "44444444-4444-4444-8444-444444444444"
+LITWARE = "55555555-5555-4555-8555-555555555555"
+ADATUM = "66666666-6666-4666-8666-666666666666"
+PUBLIC_CLIENT = "1950a258-227b-4e31-a9cf-717495945fc2"
+PASSWORD = "Demo-Passw0rd!"
+APP_PASSWORD = "qwertyuiopasdfgh"
+GRAPH_SCOPE = ["https://graph.microsoft.com/.default"]
+GLOBAL_ADMIN = "62e90394-69f5-4237-9190-012177145e10"
+SHAREPOINT_ADMIN = "f28a1f50-f6e7-4571-818b-6a12f2af6b6c"
+
+
+def ropc(session, tenant: str, upn: str, password: str, scopes=GRAPH_SCOPE) -> dict:
+    """msal's username/password flow exactly as the product calls it."""
+    app = msal.PublicClientApplication(PUBLIC_CLIENT, authority=f"{LOGIN}/{tenant}", http_client=session,
+                                       instance_discovery=False)
+    return app.acquire_token_by_username_password(upn, password, scopes=scopes)
+
+
+# The SAML (WS-Trust 2005 Issue) envelope of Office365-REST-Python-Client's SAML.xml / PnP's
+# SharePointOnlineCredentials flow: UsernameToken in the security header, AppliesTo = the site URL.
+_RST = """<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://www.w3.org/2005/08/addressing" xmlns:u="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd">
+  <s:Header>
+    <a:Action s:mustUnderstand="1">http://schemas.xmlsoap.org/ws/2005/02/trust/RST/Issue</a:Action>
+    <a:MessageID>urn:uuid:{message_id}</a:MessageID>
+    <a:ReplyTo><a:Address>http://www.w3.org/2005/08/addressing/anonymous</a:Address></a:ReplyTo>
+    <a:To s:mustUnderstand="1">https://login.microsoftonline.com/extSTS.srf</a:To>
+    <o:Security s:mustUnderstand="1" xmlns:o="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd">
+      <o:UsernameToken u:Id="uuid-{message_id}-1">
+        <o:Username>{username}</o:Username>
+        <o:Password>{password}</o:Password>
+      </o:UsernameToken>
+    </o:Security>
+  </s:Header>
+  <s:Body>
+    <t:RequestSecurityToken xmlns:t="http://schemas.xmlsoap.org/ws/2005/02/trust">
+      <wsp:AppliesTo xmlns:wsp="http://schemas.xmlsoap.org/ws/2004/09/policy">
+        <a:EndpointReference><a:Address>{address}</a:Address></a:EndpointReference>
+      </wsp:AppliesTo>
+      <t:KeyType>http://schemas.xmlsoap.org/ws/2005/05/identity/NoProofKey</t:KeyType>
+      <t:RequestType>http://schemas.xmlsoap.org/ws/2005/02/trust/Issue</t:RequestType>
+      <t:TokenType>urn:oasis:names:tc:SAML:1.0:assertion</t:TokenType>
+    </t:RequestSecurityToken>
+  </s:Body>
+</s:Envelope>"""
+
+_NS = {"S": "http://www.w3.org/2003/05/soap-envelope",
+       "psf": "http://schemas.microsoft.com/Passport/SoapServices/SOAPFault",
+       "wst": "http://schemas.xmlsoap.org/ws/2005/02/trust",
+       "wsse": "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"}
+
+
+def rst_envelope(username: str, password: str, address: str) -> str:
+    return _RST.format(message_id=uuid.uuid4(), username=escape(username), password=escape(password),
+                       address=escape(address))
+
+
+def sts_sign_in(session, username: str, password: str, address: str) -> tuple[str, str]:
+    """POST the RST to extSTS.srf; ("token", "t=...&p=") or ("fault", psf:text)."""
+    resp = session.post(f"{LOGIN}/extSTS.srf", data=rst_envelope(username, password, address).encode(),
+                        headers={"Content-Type": "application/soap+xml; charset=utf-8"}, timeout=10)
+    assert resp.status_code == 200, resp.text
+    root = ElementTree.fromstring(resp.content)
+    fault = root.find("S:Body/S:Fault", _NS)
+    if fault is not None:
+        return "fault", fault.find("S:Detail/psf:error/psf:internalerror/psf:text", _NS).text
+    token = root.find("S:Body/wst:RequestSecurityTokenResponse/wst:RequestedSecurityToken/wsse:BinarySecurityToken",
+                      _NS)
+    return "token", token.text
+
+
+def wsignin(session, site: str, token: str):
+    """Exchange the service token for FedAuth/rtFa cookies (kept in ``session``)."""
+    return session.post(f"{site}/_forms/default.aspx?wa=wsignin1.0", data=token,
+                        headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=10)
+
+
+def contextinfo(session, site: str, **kwargs):
+    return session.post(f"{site}/_api/contextinfo", headers={"Accept": "application/json;odata=verbose"},
+                        timeout=10, **kwargs)
