@@ -1,0 +1,272 @@
+"""Running one invocation the way the Python worker does.
+
+Trigger values reach the function through the azure-functions library's own converters
+(``func.get_binding_registry()``: ``Datum`` in, ``Datum`` out), so ``func.HttpRequest``,
+``func.QueueMessage`` and ``func.TimerRequest`` are the library's objects, and outputs are encoded
+exactly as the worker encodes them before the host acts on them. Sync functions run in a thread
+pool, async functions on the host's event loop.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Awaitable, Callable, Mapping
+
+import azure.functions as func
+from azure.functions import _abc as azf_abc
+from azure.functions.meta import Datum
+
+from devtools.local_host.indexing import IndexedFunction, ParamBinding
+
+logger = logging.getLogger(__name__)
+
+OutputSink = Callable[[dict[str, Any], Datum], Awaitable[None]]
+
+
+class Out(func.Out):
+    """The worker's ``Out``: holds what the function sets until the invocation completes."""
+
+    def __init__(self) -> None:
+        self._value: Any = None
+
+    def set(self, val: Any) -> None:
+        self._value = val
+
+    def get(self) -> Any:
+        return self._value
+
+
+class TraceContext(azf_abc.TraceContext):
+    def __init__(self, trace_parent: str, trace_state: str = "", attributes: dict | None = None):
+        self._parent, self._state, self._attributes = trace_parent, trace_state, attributes or {}
+
+    @property
+    def trace_parent(self) -> str:
+        return self._parent
+
+    @property
+    def trace_state(self) -> str:
+        return self._state
+
+    @property
+    def attributes(self) -> dict:
+        return self._attributes
+
+
+class RetryContext(azf_abc.RetryContext):
+    """No retry policies locally: always the first try."""
+
+    retry_count = 0
+    max_retry_count = 0
+    exception = None
+
+
+class Context(func.Context):
+    def __init__(self, invocation_id: str, function_name: str, function_directory: str,
+                 trace_context: TraceContext):
+        self._invocation_id = invocation_id
+        self._function_name = function_name
+        self._function_directory = function_directory
+        self._trace_context = trace_context
+        self._thread_local_storage = threading.local()
+        self._thread_local_storage.invocation_id = invocation_id
+
+    invocation_id = property(lambda self: self._invocation_id)
+    function_name = property(lambda self: self._function_name)
+    function_directory = property(lambda self: self._function_directory)
+    trace_context = property(lambda self: self._trace_context)
+    thread_local_storage = property(lambda self: self._thread_local_storage)
+    retry_context = property(lambda self: RetryContext())
+
+
+def _new_trace_parent() -> str:
+    return f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-00"
+
+
+def decode_input(param: ParamBinding, datum: Datum, metadata: Mapping[str, Datum] | None) -> Any:
+    """The worker's ``from_incoming_proto``: str/bytes annotations get the raw value."""
+    if param.bind_type == "generic":
+        return datum.value
+    converter = func.get_binding_registry().get(param.bind_type)
+    return converter.decode(datum, trigger_metadata=metadata)
+
+
+def encode_output(bind_type: str, value: Any, pytype: Any) -> Datum:
+    """The worker's ``get_datum``: a value the converter cannot encode fails the invocation."""
+    if bind_type == "generic":
+        if isinstance(value, str):
+            return Datum(value, "string")
+        if isinstance(value, (bytes, bytearray)):
+            return Datum(bytes(value), "bytes")
+    else:
+        converter = func.get_binding_registry().get(bind_type)
+        try:
+            return converter.encode(value, expected_type=pytype)
+        except NotImplementedError:
+            pass
+    raise TypeError(f'unable to encode outgoing TypedData: unsupported type "{bind_type}" '
+                    f'for Python type "{type(value).__name__}"')
+
+
+@dataclass
+class InvocationRecord:
+    """One finished invocation, as the host's "Executed" log line describes it."""
+
+    function_name: str
+    invocation_id: str
+    trigger: str
+    succeeded: bool
+    duration_ms: float
+    started_at: datetime
+    error: BaseException | None = None
+    http_response: Datum | None = field(default=None, repr=False)
+
+
+class InvocationLog:
+    """Thread-safe list of finished invocations that tests can wait on."""
+
+    def __init__(self) -> None:
+        self._records: list[InvocationRecord] = []
+        self._changed = threading.Condition()
+
+    def append(self, record: InvocationRecord) -> None:
+        with self._changed:
+            self._records.append(record)
+            self._changed.notify_all()
+
+    def list(self, function_name: str | None = None) -> list[InvocationRecord]:
+        with self._changed:
+            return [r for r in self._records if function_name in (None, r.function_name)]
+
+    def wait_for(self, function_name: str, count: int = 1, *, timeout: float = 10.0,
+                 succeeded: bool | None = None) -> list[InvocationRecord]:
+        """Block until ``count`` invocations of ``function_name`` (optionally only those that
+        succeeded or failed) have finished; return them.
+
+        :raises TimeoutError: with what did happen, when they do not finish in time.
+        """
+        def matching() -> list[InvocationRecord]:
+            return [r for r in self._records if r.function_name == function_name
+                    and succeeded in (None, r.succeeded)]
+
+        with self._changed:
+            if not self._changed.wait_for(lambda: len(matching()) >= count, timeout):
+                raise TimeoutError(f"{len(matching())} of {count} invocations of {function_name} finished "
+                                   f"within {timeout}s; all so far: {self._records}")
+            return matching()
+
+
+class Invoker:
+    """Runs invocations and tracks how many are in flight (for a graceful stop)."""
+
+    def __init__(self, *, executor: Executor, sinks: Mapping[str, OutputSink], log: InvocationLog):
+        self._executor = executor
+        self._sinks = dict(sinks)
+        self.log = log
+        self._active = 0
+        self._idle: asyncio.Event | None = None
+
+    @property
+    def active(self) -> int:
+        return self._active
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no invocation is running; ``False`` when ``timeout`` passed first."""
+        if self._active == 0:
+            return True
+        try:
+            await asyncio.wait_for(self._idle_event().wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    def _idle_event(self) -> asyncio.Event:
+        if self._idle is None:
+            self._idle = asyncio.Event()
+        return self._idle
+
+    async def invoke(self, fn: IndexedFunction, datum: Datum, *,
+                     metadata: Mapping[str, Datum] | None = None, reason: str = "") -> InvocationRecord:
+        """Invoke ``fn`` with the trigger value ``datum``; flush its output bindings on success.
+
+        :return: the record; ``record.http_response`` is the encoded HTTP output, if any.
+        Never raises for a function failure (it is in ``record.error``); cancellation propagates.
+        """
+        invocation_id = str(uuid.uuid4())
+        started, clock = datetime.now(timezone.utc), time.perf_counter()
+        self._active += 1
+        self._idle_event().clear()
+        logger.debug("Executing 'Functions.%s' (Reason='%s', Id=%s)", fn.name, reason, invocation_id)
+        error: BaseException | None = None
+        http_response = None
+        try:
+            http_response = await self._run(fn, invocation_id, datum, metadata)
+        except asyncio.CancelledError:
+            error = asyncio.CancelledError("the host stopped before the invocation finished")
+            raise
+        except Exception as exc:  # the function's (or a binding's) failure is the invocation's outcome
+            error = exc
+        finally:
+            self._active -= 1
+            if self._active == 0:
+                self._idle_event().set()
+            record = InvocationRecord(fn.name, invocation_id, fn.trigger_type, error is None,
+                                      round((time.perf_counter() - clock) * 1000, 1), started, error,
+                                      http_response)
+            self._log(record)
+            self.log.append(record)
+        return record
+
+    async def _run(self, fn: IndexedFunction, invocation_id: str, datum: Datum,
+                   metadata: Mapping[str, Datum] | None) -> Datum | None:
+        kwargs: dict[str, Any] = {fn.trigger_param.name: decode_input(fn.trigger_param, datum, metadata)}
+        outs = {p.name: Out() for p in fn.outputs}
+        kwargs.update(outs)
+        context = Context(invocation_id, fn.name, fn.directory, TraceContext(_new_trace_parent()))
+        if fn.requires_context:
+            kwargs["context"] = context
+        if fn.is_async:
+            result = await fn.func(**kwargs)
+        else:
+            call = functools.partial(_call_with_thread_local, context, fn.func, kwargs)
+            result = await asyncio.get_running_loop().run_in_executor(
+                self._executor, contextvars.copy_context().run, call)
+        if result is not None and fn.return_binding is None:
+            raise RuntimeError(f"function {fn.name!r} without a $return binding returned a non-None value")
+        outputs = [(p.binding, encode_output(p.bind_type, outs[p.name].get(), p.pytype))
+                   for p in fn.outputs if outs[p.name].get() is not None]
+        if fn.return_binding is not None:
+            outputs.append((fn.return_binding,
+                            encode_output(fn.return_binding["type"], result, fn.return_pytype)))
+        http_response = None
+        for binding, value in outputs:
+            if binding["type"] == "http":  # the host writes it to the HTTP response, not to a store
+                http_response = value
+            else:
+                await self._sinks[binding["type"]](binding, value)
+        return http_response
+
+    @staticmethod
+    def _log(record: InvocationRecord) -> None:
+        extra = {"invocation_id": record.invocation_id, "function_name": record.function_name}
+        line = ("Executed 'Functions.%s' (%s, Id=%s, Trigger=%s, Duration=%sms)",
+                record.function_name, "Succeeded" if record.succeeded else "Failed",
+                record.invocation_id, record.trigger, record.duration_ms)
+        if record.succeeded:
+            logger.info(*line, extra=extra)
+        else:
+            logger.error(*line, extra=extra, exc_info=(type(record.error), record.error,
+                                                       record.error.__traceback__))
+
+
+def _call_with_thread_local(context: Context, function: Callable[..., Any], kwargs: dict) -> Any:
+    context.thread_local_storage.invocation_id = context.invocation_id
+    return function(**kwargs)

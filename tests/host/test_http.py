@@ -1,0 +1,191 @@
+"""HTTP triggers through the local host: routes, methods, auth levels, request and response."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pytest
+import requests
+
+from tests.fixtures.local_host import LOCAL_KEY, host_json
+from tests.host import sample_app
+from tests.host.conftest import settings_of
+
+HTTP_FUNCTIONS = [fn.get_function_name() for fn in sample_app.app.get_functions() if fn.is_http_function()]
+
+
+@pytest.fixture
+def host(start_local_host, names):
+    return start_local_host(sample_app.app, settings=settings_of(names),
+                            host_config=host_json(functions=HTTP_FUNCTIONS))
+
+
+def get(host, path: str, **kwargs) -> requests.Response:
+    return requests.get(host.url + path, **kwargs)
+
+
+@pytest.mark.parametrize("path, function, route", [
+    ("/api/items/42", "item_by_number", {"id": "42"}),  # constrained parameter wins over {name}
+    ("/api/items/-7", "item_by_number", {"id": "-7"}),
+    ("/api/items/abc", "item_by_name", {"name": "abc"}),
+    ("/api/items/2147483648", "item_by_name", {"name": "2147483648"}),  # beyond int32: not {id:int}
+    ("/API/Items/42/", "item_by_number", {"id": "42"}),  # literals are case-insensitive, trailing / ok
+])
+def test_route_parameters_constraints_and_precedence(host, path, function, route):
+    response = get(host, path)
+    assert response.status_code == 200
+    assert response.json() == {"function": function, "route": route}
+
+
+@pytest.mark.parametrize("path, status, route", [
+    ("/api/things/0f8fad5b-d9cb-469f-a165-70867728950e", 200, {"id": "0f8fad5b-d9cb-469f-a165-70867728950e"}),
+    ("/api/things/0f8fad5bd9cb469fa16570867728950e", 200, {"id": "0f8fad5bd9cb469fa16570867728950e"}),
+    ("/api/things/not-a-guid", 404, None),
+    ("/api/users/alice", 200, {"name": "alice"}),  # optional {tab?} left out
+    ("/api/users/alice/settings", 200, {"name": "alice", "tab": "settings"}),
+    ("/api/users/al1ce", 404, None),  # :alpha
+    ("/api/users/alice/settings/more", 404, None),
+    ("/api/files", 200, {}),  # catch-all may be empty
+    ("/api/files/a/b%20c/d.txt", 200, {"path": "a/b c/d.txt"}),
+])
+def test_guid_alpha_optional_and_catch_all(host, path, status, route):
+    response = get(host, path)
+    assert response.status_code == status
+    if route is not None:
+        assert response.json()["route"] == route
+
+
+def test_unknown_route_is_404_and_wrong_method_is_405(host):
+    assert get(host, "/api/nowhere").status_code == 404
+    assert get(host, "/items/42").status_code == 404  # outside the route prefix
+    response = requests.put(host.url + "/api/items/42")
+    assert response.status_code == 405
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "DELETE"}
+    assert requests.delete(host.url + "/api/items/42").status_code == 204
+    assert requests.get(host.url + "/api/echo/x").status_code == 405
+
+
+@pytest.mark.parametrize("path, level", [("/api/secure/function", "function"),
+                                         ("/api/secure/default", "function"),  # app default
+                                         ("/api/secure/admin", "admin")])
+def test_auth_levels_need_the_key_in_header_or_code(host, path, level):
+    assert get(host, path).status_code == 401
+    assert get(host, path, headers={"x-functions-key": "wrong"}).status_code == 401
+    assert get(host, path, params={"code": "wrong"}).status_code == 401
+    assert get(host, path, params={"code": ""}).status_code == 401
+    assert get(host, path, headers={"x-functions-key": LOCAL_KEY}).status_code == 200
+    assert get(host, path, params={"code": LOCAL_KEY}).status_code == 200
+
+
+def test_anonymous_needs_no_key(host):
+    assert get(host, "/api/text").status_code == 200
+
+
+def test_without_a_key_setting_protected_routes_answer_401(start_local_host, names):
+    host = start_local_host(sample_app.app, settings=settings_of(names, LOCAL_FUNCTION_KEY=""),
+                            host_config=host_json(functions=["secure_function", "text"]))
+    assert get(host, "/api/secure/function", params={"code": ""}).status_code == 401
+    assert get(host, "/api/secure/function", params={"code": LOCAL_KEY}).status_code == 401
+    assert get(host, "/api/text").status_code == 200
+
+
+def test_request_fields_reach_the_function_and_the_response_comes_back(host):
+    response = requests.post(host.url + "/api/echo/t1?a=1&a=2&b=x", json={"k": [1, 2]},
+                             headers={"X-Test": "hdr"})
+    assert response.status_code == 201
+    assert response.headers["X-Echo"] == "yes"
+    assert response.headers["Content-Type"] == "application/vnd.echo+json"  # no charset: not text/*
+    body = response.json()
+    assert body["method"] == "POST"
+    assert body["url"] == host.url + "/api/echo/t1?a=1&a=2&b=x"
+    assert body["params"] == {"a": "1,2", "b": "x"}
+    assert body["route"] == {"tag": "t1"}
+    assert body["header"] == "hdr"
+    assert body["json"] == {"k": [1, 2]}
+
+
+def test_mimetype_charset_cookies_and_str_return(host):
+    html = get(host, "/api/html")
+    assert html.headers["Content-Type"] == "text/html; charset=latin-1"
+    assert html.content == "<p>é</p>".encode("latin-1")
+    assert html.headers["Set-Cookie"].startswith("session=abc")
+    text = get(host, "/api/text")
+    assert (text.status_code, text.headers["Content-Type"], text.text) == (200, "text/plain; charset=utf-8",
+                                                                           "plain text")
+
+
+def test_unhandled_exception_is_500_with_empty_body_and_a_logged_error(host, caplog):
+    with caplog.at_level(logging.ERROR, logger="devtools.local_host"):
+        response = get(host, "/api/boom")
+    assert (response.status_code, response.content) == (500, b"")
+    [record] = [r for r in caplog.records if "Functions.boom" in r.getMessage()]
+    assert "Failed" in record.getMessage() and "kaboom" in str(record.exc_info[1])
+    assert host.invocations.wait_for("boom")[0].succeeded is False
+
+
+def test_bytes_return_fails_like_the_worker(host):
+    assert get(host, "/api/bytes").status_code == 500  # HttpResponseConverter cannot encode bytes
+
+
+def test_context_carries_the_invocation_id(host):
+    body = get(host, "/api/context").json()
+    [record] = host.invocations.wait_for("with_context")
+    assert body["invocation_id"] == record.invocation_id == body["thread_invocation_id"]
+    assert body["function_name"] == "with_context"
+    assert body["trace_parent"].startswith("00-")
+
+
+def test_one_log_line_per_invocation(host, caplog):
+    with caplog.at_level(logging.INFO, logger="devtools.local_host"):
+        get(host, "/api/text")
+    [line] = [r.getMessage() for r in caplog.records if "Functions.text" in r.getMessage()]
+    assert "Succeeded" in line and "Trigger=httpTrigger" in line and "Duration=" in line and "Id=" in line
+
+
+@pytest.mark.parametrize("route", ["sync-slow", "slow"])
+def test_invocations_run_concurrently(start_local_host, names, route):
+    host = start_local_host(sample_app.app, settings=settings_of(names, PYTHON_THREADPOOL_THREAD_COUNT="4"),
+                            host_config=host_json(functions=["slow_sync", "slow_async"]))
+    statuses = []
+    threads = [threading.Thread(target=lambda: statuses.append(get(host, f"/api/{route}/0.6").status_code))
+               for _ in range(4)]
+    began = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses == [200] * 4
+    assert time.monotonic() - began < 1.5  # 4 × 0.6 s side by side, not 2.4 s one after another
+
+
+def test_route_prefix_comes_from_host_json(start_local_host, names):
+    host = start_local_host(sample_app.app, settings=settings_of(names),
+                            host_config=host_json(functions=["text"], route_prefix=""))
+    assert get(host, "/text").status_code == 200
+    assert get(host, "/api/text").status_code == 404
+
+
+def test_stop_lets_an_in_flight_request_finish(start_local_host, names):
+    host = start_local_host(sample_app.app, settings=settings_of(names),
+                            host_config=host_json(functions=["slow_sync"]))
+    statuses = []
+    caller = threading.Thread(target=lambda: statuses.append(get(host, "/api/sync-slow/0.8").status_code))
+    caller.start()
+    time.sleep(0.3)
+    assert host.stop(grace=5) is True
+    caller.join()
+    assert statuses == [200]
+    with pytest.raises(requests.ConnectionError):
+        get(host, "/api/sync-slow/0")
+
+
+def test_admin_status_and_ping(host):
+    assert requests.get(host.url + "/admin/host/ping").status_code == 200
+    assert requests.get(host.url + "/admin/host/status").status_code == 401
+    status = requests.get(host.url + "/admin/host/status", headers={"x-functions-key": LOCAL_KEY})
+    assert status.json()["state"] == "Running"
+    listed = requests.get(host.url + "/admin/functions", params={"code": LOCAL_KEY}).json()
+    assert {f["name"] for f in listed} == set(HTTP_FUNCTIONS)
+    assert requests.post(host.url + "/admin/functions/text", json={},
+                         headers={"x-functions-key": LOCAL_KEY}).status_code == 400  # HTTP: use its route
