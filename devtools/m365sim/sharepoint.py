@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from urllib.parse import unquote, unquote_plus
+from urllib.parse import unquote
 
 from aiohttp import web
 
@@ -43,6 +43,14 @@ def legacy_block_reason(tenant: dict) -> str | None:
     if la["blockLegacyApps"]:
         return "legacyAuthBlocked"
     return None
+
+
+def _compact_token(text: str) -> str:
+    """The sealed token out of the compact ``t=<token>&p=`` form (or a bare token)."""
+    text = text.strip()
+    if text.startswith("t="):
+        text = text[2:]
+    return text.split("&", 1)[0]
 
 
 def _sp_error(request: web.Request, status: int, code: str, text: str, headers: dict | None = None):
@@ -124,11 +132,7 @@ class SharePointService:
 
     async def wsignin(self, request: web.Request, host: str, tenant: dict) -> web.Response:
         body = (await request.read()).decode("utf-8", "replace").strip()
-        if "%" in body:
-            body = unquote_plus(body) if "+" not in body.split("&p=")[0] else unquote(body)
-        raw = body[2:] if body.startswith("t=") else body
-        raw = raw.split("&p=", 1)[0].split("&", 1)[0]
-        data = self._service_token(raw, tenant)
+        data = self._service_token(_compact_token(unquote(body) if "%" in body else body), tenant)
         if data is None:
             return self._refuse(None, tenant, "badToken")
         reason = legacy_block_reason(tenant)
@@ -152,8 +156,7 @@ class SharePointService:
         scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
         if scheme.upper() != "BPOSIDCRL":
             return self._anonymous(request, tenant)
-        raw = raw.strip()
-        data = self._service_token(raw[2:] if raw.startswith("t=") else raw.split("&p=")[0], tenant)
+        data = self._service_token(_compact_token(raw), tenant)
         if data is None:
             return self._refuse(None, tenant, "badToken", 401)
         reason = legacy_block_reason(tenant)
@@ -219,10 +222,10 @@ class SharePointService:
                     "LibraryVersion": "16.0.0.0", "SiteFullUrl": site, "WebFullUrl": site,
                     "SupportedSchemaVersions": ["14.0.0.0", "15.0.0.0"]}
             if verbose:
-                info = {"d": {"GetContextWebInformation": dict(
-                    {"__metadata": {"type": "SP.ContextWebInformation"}}, **info,
-                    SupportedSchemaVersions={"__metadata": {"type": "Collection(Edm.String)"},
-                                             "results": info["SupportedSchemaVersions"]})}}
+                info = {"d": {"GetContextWebInformation": {
+                    "__metadata": {"type": "SP.ContextWebInformation"}, **info,
+                    "SupportedSchemaVersions": {"__metadata": {"type": "Collection(Edm.String)"},
+                                                "results": info["SupportedSchemaVersions"]}}}}
             return json_response(info)
         if path in ("/_api/web", "/_api/web/") and request.method == "GET":
             web_info = {"Title": f"{tenant['name']} {'SharePoint admin center' if '-admin' in host else 'Team Site'}",
