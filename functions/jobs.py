@@ -52,7 +52,7 @@ def scheduled_revalidation(timer: func.TimerRequest) -> None:
     log.info("scheduled revalidation: %d jobs, %d profiles", len(jobs), sum(j.total for j in jobs))
 
 
-@bp.timer_trigger(arg_name="timer", schedule="0 */5 * * * *", run_on_startup=True)
+@bp.timer_trigger(arg_name="timer", schedule="0 */5 * * * *", run_on_startup=False)
 def outcome_outbox_relay(timer: func.TimerRequest) -> None:
     sent = bootstrap.deps().validation_runs.relay_outbox()
     if sent:

@@ -29,6 +29,10 @@ SETTINGS: tuple[Setting, ...] = (
             local_only=True),
     Setting("AzureWebJobsStorage__accountName",
             "Storage account name for identity-based connections (Azure)."),
+    Setting("AzureWebJobsStorage__tableServiceUri",
+            "Table endpoint for identity-based connections (Azure; carries the cloud's storage suffix)."),
+    Setting("AzureWebJobsStorage__queueServiceUri",
+            "Queue endpoint for identity-based connections (Azure; carries the cloud's storage suffix)."),
     Setting("AzureWebJobsStorage__credential", "'managedidentity' in Azure."),
     Setting("AzureWebJobsStorage__clientId", "Client id of the user-assigned managed identity."),
     Setting("KEY_VAULT_URI", "Key Vault that holds app passwords and webhook secrets.",
@@ -50,8 +54,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AZURE_CLIENT_SECRET", "local cloud only: secret of the app's simulator identity.",
             local_only=True),
     Setting("RESERVED_IP_RANGES",
-            "Comma-separated CIDR ranges the service signs in from (spec: reserved IP addresses).",
-            "203.0.113.0/28,198.51.100.16/29"),
+            "Comma-separated CIDR ranges the service signs in from (spec: reserved IP addresses). "
+            "Required outside the local cloud."),
     Setting("UPSTREAM_TIMEOUT_SECONDS", "Timeout of every call to Entra, SharePoint, Graph.", "10"),
     Setting("REVALIDATION_SCHEDULE", "NCRONTAB (6 fields) of scheduled revalidation.", "0 0 2 * * *"),
     Setting("REVALIDATION_MAX_AGE_HOURS",
@@ -98,11 +102,25 @@ def parse_cidrs(raw: str, *, setting: str = "RESERVED_IP_RANGES") -> tuple[str, 
     return tuple(ranges)
 
 
+#: The local cloud's egress ranges when none are configured (documentation ranges, RFC 5737).
+LOCAL_RESERVED_IP_RANGES = "203.0.113.0/28,198.51.100.16/29"
+
+
+def _reserved_ranges(env: Mapping[str, str], cloud: str) -> tuple[str, ...]:
+    raw = _get(env, "RESERVED_IP_RANGES") or (LOCAL_RESERVED_IP_RANGES if cloud == "local" else "")
+    ranges = parse_cidrs(raw)
+    if not ranges:
+        raise ConfigurationError("RESERVED_IP_RANGES must list the service's egress CIDR ranges")
+    return ranges
+
+
 @dataclass(frozen=True)
 class Settings:
     storage_connection_string: str | None
     storage_account_name: str | None
     storage_client_id: str | None
+    table_service_uri: str | None
+    queue_service_uri: str | None
     key_vault_uri: str
     cloud: str
     m365_client_id: str
@@ -134,6 +152,8 @@ class Settings:
             storage_connection_string=conn,
             storage_account_name=account,
             storage_client_id=_get(env, "AzureWebJobsStorage__clientId"),
+            table_service_uri=_get(env, "AzureWebJobsStorage__tableServiceUri"),
+            queue_service_uri=_get(env, "AzureWebJobsStorage__queueServiceUri"),
             key_vault_uri=_get(env, "KEY_VAULT_URI") or "",
             cloud=cloud,
             m365_client_id=_get(env, "M365_CLIENT_ID") or "",
@@ -142,7 +162,7 @@ class Settings:
             azure_tenant_id=_get(env, "AZURE_TENANT_ID"),
             azure_client_id=_get(env, "AZURE_CLIENT_ID"),
             azure_client_secret=_get(env, "AZURE_CLIENT_SECRET"),
-            reserved_ip_ranges=parse_cidrs(_get(env, "RESERVED_IP_RANGES") or ""),
+            reserved_ip_ranges=_reserved_ranges(env, cloud),
             upstream_timeout=float(_int(env, "UPSTREAM_TIMEOUT_SECONDS")),
             revalidation_schedule=_get(env, "REVALIDATION_SCHEDULE") or "",
             revalidation_max_age_hours=_int(env, "REVALIDATION_MAX_AGE_HOURS"),

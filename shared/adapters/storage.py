@@ -23,15 +23,15 @@ def _managed_identity(settings: Settings):
 def table_service(settings: Settings) -> TableServiceClient:
     if settings.storage_connection_string:
         return TableServiceClient.from_connection_string(settings.storage_connection_string, **_CLIENT_OPTIONS)
-    return TableServiceClient(f"https://{settings.storage_account_name}.table.core.windows.net",
-                              credential=_managed_identity(settings), **_CLIENT_OPTIONS)
+    endpoint = settings.table_service_uri or f"https://{settings.storage_account_name}.table.core.windows.net"
+    return TableServiceClient(endpoint, credential=_managed_identity(settings), **_CLIENT_OPTIONS)
 
 
 def queue_service(settings: Settings) -> QueueServiceClient:
     if settings.storage_connection_string:
         return QueueServiceClient.from_connection_string(settings.storage_connection_string, **_CLIENT_OPTIONS)
-    return QueueServiceClient(f"https://{settings.storage_account_name}.queue.core.windows.net",
-                              credential=_managed_identity(settings), **_CLIENT_OPTIONS)
+    endpoint = settings.queue_service_uri or f"https://{settings.storage_account_name}.queue.core.windows.net"
+    return QueueServiceClient(endpoint, credential=_managed_identity(settings), **_CLIENT_OPTIONS)
 
 
 def queue_client(settings: Settings, queue_name: str) -> QueueClient:
