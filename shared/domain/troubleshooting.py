@@ -15,6 +15,23 @@ The catalog is data (``troubleshooting.json`` beside this module):
 A signal that no rule matches gets ``UNKNOWN_FAILURE``, which keeps the raw code. Adding a message
 is one row (plus its entry in ``messages``) and one parametrized test.
 
+How the evidence picks a message where the same code means different things:
+
+* ``MFA_ENABLED`` (Message 3) per-user vs Conditional Access variant: Entra ID answers 50076/50079
+  for both; when a Conditional Access policy requires the MFA, its error JSON carries a ``claims``
+  challenge naming the policies (``capolids``) — the probe reports that as ``caChallenge``. With
+  it: the Conditional Access variant; without it: the per-user variant. ``50158`` (external
+  challenge) is always Conditional Access.
+* 50076 on the legacy path (MFA on): the password was right but Entra still wants MFA. An app
+  password (16 lowercase letters) cannot satisfy a Conditional Access MFA policy → Conditional
+  Access variant; any other password is the account's sign-in password → ``INVALID_APP_PASSWORD``.
+* 50126: MFA off → Message 2 (with the app-password-shape cause when it fits); MFA on →
+  ``INVALID_APP_PASSWORD``.
+* Legacy sign-in refused: the STS fault or SharePoint's sign-in page saying IDCRL is *retired*
+  (``IDCRL_RETIRED``), or an STS answer that is not SOAP (``STS_INVALID_RESPONSE``, what
+  retired tenants return) → ``LEGACY_AUTH_RETIRED``; the sign-in page saying IDCRL is blocked
+  (``IDCRL_BLOCKED``), no FedAuth cookie (``SP_NO_AUTH_COOKIE``) or a 401 → ``LEGACY_AUTH_BLOCKED``.
+
 Texts may hold ``{placeholders}`` filled from the ``params`` given to :func:`classify`
 (``reservedIpRanges``, ``retryAfterSeconds``, ``code``, ``description``, ``httpStatus``,
 ``roles``, ``adminCenterUrl``, ``tenantId``, ``correlationId``); an unknown placeholder stays as

@@ -216,7 +216,8 @@ _STEP_NAMES = {
 
 
 def _grant(result: ProbeResult) -> Grant:
-    assert result.grant is not None, "a successful sign-in step carries a grant"
+    if result.grant is None:
+        raise RuntimeError(f"probe step {result.step} succeeded without a grant (adapter bug)")
     return result.grant
 
 
