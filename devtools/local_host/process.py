@@ -71,7 +71,7 @@ class LocalHostProcess:
 
 
 def start_local_host_process(*, app: str = "function_app:app", env: Mapping[str, str] | None = None,
-                             port: int = 0, settings: str | os.PathLike | None = None,
+                             port: int | None = 0, settings: str | os.PathLike | None = None,
                              host_json: str | os.PathLike | None = None, cwd: str | os.PathLike = ROOT,
                              extra_args: Sequence[str] = (), timeout: float = 30.0) -> LocalHostProcess:
     """Start the CLI with ``env`` over this process's environment (so overrides beat
@@ -80,7 +80,9 @@ def start_local_host_process(*, app: str = "function_app:app", env: Mapping[str,
     :param settings: ``--settings`` (default: the CLI's ``local.settings.json`` in ``cwd``).
     :param host_json: ``--host-json`` (default: ``host.json`` in ``cwd``).
     """
-    args = [sys.executable, "-m", "devtools.local_host", "--app", app, "--port", str(port), *extra_args]
+    args = [sys.executable, "-m", "devtools.local_host", "--app", app, *extra_args]
+    if port is not None:  # None: Host.LocalHttpPort from the settings file, else 7071
+        args += ["--port", str(port)]
     if settings is not None:
         args += ["--settings", str(settings)]
     if host_json is not None:

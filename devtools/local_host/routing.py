@@ -169,16 +169,35 @@ def _parse_parameter(body: str, template: str) -> Parameter:
 
 
 def _parse_segment(text: str, template: str) -> Segment:
+    """Literal text and ``{parameters}``; ``{{`` and ``}}`` are escaped braces (also inside a
+    parameter, e.g. a regex constraint's quantifier)."""
     parts: list[str | Parameter] = []
-    for token in re.split(r"(\{[^{}]*\})", text):
-        if not token:
-            continue
-        if token.startswith("{"):
-            parts.append(_parse_parameter(token[1:-1], template))
-        elif "{" in token or "}" in token:
+    literal, i = [], 0
+    while i < len(text):
+        pair = text[i:i + 2]
+        if pair in ("{{", "}}"):
+            literal.append(pair[0])
+            i += 2
+        elif text[i] == "}":
             raise RouteTemplateError(f"unbalanced braces in route {template!r}")
+        elif text[i] == "{":
+            if literal:
+                parts.append("".join(literal))
+                literal = []
+            body, i = [], i + 1
+            while i < len(text) and (text[i] != "}" or text[i:i + 2] == "}}"):
+                escaped = text[i:i + 2] in ("{{", "}}")
+                body.append(text[i])
+                i += 2 if escaped else 1
+            if i >= len(text):
+                raise RouteTemplateError(f"unbalanced braces in route {template!r}")
+            parts.append(_parse_parameter("".join(body), template))
+            i += 1
         else:
-            parts.append(token)
+            literal.append(text[i])
+            i += 1
+    if literal:
+        parts.append("".join(literal))
     if not parts:
         raise RouteTemplateError(f"empty segment in route {template!r}")
     return Segment(tuple(parts))
