@@ -312,12 +312,15 @@ class EntraService:
         resource, scopes, raw = self._resource(form.get("scope"), tenant=tenant)
         if resource is None:
             return self._error(request, 500011, resource=raw, tenant=tenant["name"])
-        return self._user_tokens(request, tenant, user, client_id, resource, scopes, self._client_ip(request), v2)
+        return self._user_tokens(request, tenant, user, client_id, resource, scopes, self._client_ip(request), v2,
+                                 grant="refresh_token")
 
-    def _user_tokens(self, request, tenant, user, client_id, resource, scopes, ip, v2) -> web.Response:
+    def _user_tokens(self, request, tenant, user, client_id, resource, scopes, ip, v2,
+                     grant: str = "password") -> web.Response:
         now = int(time.time())
         life = self.state.scenario["settings"]["tokenLifetimeSeconds"]
         tid = tenant["id"]
+        cache_key = (grant, self.state.version, tid, user["id"], client_id, resource, tuple(scopes), ip)
         first, _, last = user["displayName"].partition(" ")
         scp = " ".join(s.rsplit("/", 1)[-1] for s in scopes if s.lower() not in _RESERVED_SCOPES) or "User.Read"
         access = self.state.tokens.sign({
@@ -328,12 +331,12 @@ class EntraService:
             "tid": tid, "unique_name": user["upn"], "upn": user["upn"], "preferred_username": user["upn"],
             "uti": b64url(uuid.uuid4().bytes), "ver": "1.0",
             "wids": [ROLE_TEMPLATE_IDS[r] for r in user["roles"]] + ["b79fbf4d-3ef9-4689-8143-76b194e85509"],
-        })
+        }, cache_key=cache_key + ("access",))
         id_token = self.state.tokens.sign({
             "aud": client_id, "iss": f"{LOGIN}/{tid}/v2.0", "iat": now, "nbf": now, "exp": now + 3600,
             "name": user["displayName"], "oid": user["id"], "preferred_username": user["upn"],
             "sub": stable_id("sub", user["id"], client_id), "tid": tid, "ver": "2.0",
-            "uti": b64url(uuid.uuid4().bytes)})
+            "uti": b64url(uuid.uuid4().bytes)}, cache_key=cache_key + ("id",))
         refresh = self.state.tokens.seal("rt", {"upn": user["upn"], "tid": tid, "cid": client_id}, 90 * 86400)
         body = {"token_type": "Bearer", "scope": " ".join(s for s in scopes) or "User.Read",
                 "expires_in": life - 1, "ext_expires_in": life - 1, "access_token": access,
@@ -367,7 +370,8 @@ class EntraService:
                   "ver": "1.0"}
         if app["roles"]:
             claims["roles"] = list(app["roles"])
-        token = self.state.tokens.sign(claims)
+        token = self.state.tokens.sign(claims, cache_key=("client_credentials", self.state.version, tid,
+                                                          client_id, resource))
         self.state.log_signin(user=None, tenant=tenant, path="clientCredentials", ip=self._client_ip(request),
                               app_id=client_id, resource=resource, decision=None,
                               correlation_id=request.headers.get("client-request-id"))

@@ -254,14 +254,14 @@ async def serve(scenario: dict, *, host: str, port: int, state_dir: Path, announ
     """Run until SIGINT/SIGTERM (the ``python -m devtools.m365sim`` entry point)."""
     import signal
 
-    server = SimServer(scenario, host=host, port=port, state_dir=state_dir)
-    await server.start()
-    announce(f"m365sim listening on https://{server.endpoint} (CA: {server.ca_path})")
-    announce("app settings: " + json.dumps(settings_env(scenario, server.endpoint, server.ca_path)))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    server = SimServer(scenario, host=host, port=port, state_dir=state_dir)
+    await server.start()
+    announce(f"m365sim listening on https://{server.endpoint} (CA: {server.ca_path})")
+    announce("app settings: " + json.dumps(settings_env(scenario, server.endpoint, server.ca_path)))
     await stop.wait()
     await server.stop()
     announce("m365sim stopped")

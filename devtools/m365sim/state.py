@@ -31,6 +31,7 @@ class SimState:
     def load(self, scenario: dict) -> None:
         """Replace the scenario: directory, vault contents and faults all come from it."""
         self.scenario = scenario
+        self.version = getattr(self, "version", 0) + 1
         self.directory = scenario_mod.Directory(scenario)
         self.vaults = VaultStore(scenario["vaults"])
         self.faults.configure(scenario["faults"])
@@ -38,6 +39,7 @@ class SimState:
     def update(self, scenario: dict) -> None:
         """Apply an edited scenario (merge patch) while keeping vault contents and runtime faults."""
         self.scenario = scenario
+        self.version += 1
         self.directory = scenario_mod.Directory(scenario)
         for v in scenario["vaults"]:
             self.vaults.data.setdefault(v["name"].lower(), {})

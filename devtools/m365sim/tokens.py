@@ -55,10 +55,29 @@ class TokenService:
         self._header = b64url(json.dumps({"typ": "JWT", "alg": "RS256", "kid": self.kid, "x5t": self.kid},
                                          separators=(",", ":")).encode())
         self._hmac_key = os.urandom(32)
+        self._cache: dict[tuple, str] = {}
 
     # ------------------------------------------------------------------ JWT
 
-    def sign(self, claims: dict) -> str:
+    def sign(self, claims: dict, *, cache_key: tuple | None = None) -> str:
+        """An RS256 JWT of ``claims``.
+
+        With ``cache_key`` the signature is reused for identical requests within the same second
+        (same ``iat``): Entra's tokens for the same subject, client and resource minted in one second
+        differ only in their ``uti``, and one RSA signature per key per second keeps the token endpoint
+        fast under load.
+        """
+        if cache_key is not None:
+            key = (cache_key, claims.get("iat"))
+            token = self._cache.get(key)
+            if token is None:
+                if len(self._cache) > 4096:
+                    self._cache.clear()
+                token = self._cache[key] = self._sign(claims)
+            return token
+        return self._sign(claims)
+
+    def _sign(self, claims: dict) -> str:
         payload = b64url(json.dumps(claims, separators=(",", ":")).encode())
         signing_input = f"{self._header}.{payload}".encode("ascii")
         signature = self._key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
