@@ -159,11 +159,132 @@ PATHS: dict[str, Any] = {
                                   "responses": {"200": {"description": "This document"}}}},
 }
 
-
-def register(paths: dict[str, Any], schemas: dict[str, Any]) -> None:
-    """Let a feature module add its routes and schemas (keeps each route's doc beside its feature)."""
-    PATHS.update(paths)
-    SCHEMAS.update(schemas)
+SCHEMAS.update({
+    "ValidationTestRequest": {"type": "object", "additionalProperties": False,
+                              "required": ["username", "password"], "properties": PROFILE_FIELDS},
+    "ValidationOutcome": {
+        "type": "object",
+        "required": ["status", "messageId", "message", "solutions", "userRole", "checks", "evidence",
+                     "limitations", "testedAt"],
+        "properties": {
+            "status": {"enum": ["passed", "failed", "error"]},
+            "messageId": {"type": ["string", "null"]},
+            "message": {"type": "string"}, "solutionsIntro": {"type": ["string", "null"]},
+            "solutions": {"type": "array", "items": {"type": "string"}}, "cause": {"type": ["string", "null"]},
+            "userRole": {"enum": ["Global Administrator", "SharePoint Administrator", "other", None]},
+            "userRoleNote": {"type": ["string", "null"]},
+            "checks": {"type": "array", "items": {"type": "object", "required": ["name", "status", "detail"],
+                                                  "properties": {"name": {"type": "string"},
+                                                                 "status": {"enum": ["passed", "failed", "skipped"]},
+                                                                 "detail": {"type": "string"}}}},
+            "evidence": {"type": "object", "properties": {
+                "aadstsCode": {"type": ["string", "null"]}, "httpStatus": {"type": ["integer", "null"]},
+                "correlationId": {"type": ["string", "null"]}, "traceId": {"type": ["string", "null"]},
+                "retryAfterSeconds": {"type": ["integer", "null"]}, "signInPath": {"type": "string"},
+                "step": {"type": ["string", "null"]}, "errorCode": {"type": ["string", "null"]},
+                "upstreamRequests": {"type": "integer"}}},
+            "limitations": {"type": "array", "items": {"type": "string"}},
+            "testedAt": DATETIME, "durationMs": {"type": "integer"}, "recordId": {"type": "string"},
+        },
+        "x-message-ids": MESSAGE_IDS,
+    },
+    "ValidationHistory": {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {
+        "allOf": [ref("ValidationOutcome"), {"type": "object", "required": ["recordId", "at", "reason"],
+                                             "properties": {"recordId": {"type": "string"}, "at": DATETIME,
+                                                            "reason": {"type": "string"},
+                                                            "jobId": {"type": ["string", "null"]},
+                                                            "published": {"type": "boolean"}}}]}}}},
+    "JobRequest": {"type": "object", "additionalProperties": False, "properties": {
+        "profileIds": {"type": "array", "items": GUID, "minItems": 1, "maxItems": 10000},
+        "all": {"const": True},
+        "filter": {"type": "object", "properties": {"lastStatus": {"enum": ["passed", "failed", "error", "never"]}}}},
+        "description": "Exactly one of profileIds, all or filter."},
+    "Job": {"type": "object",
+            "required": ["id", "state", "total", "done", "passed", "failed", "errors", "throttled", "byMessageId",
+                         "percent", "eta", "startedAt", "finishedAt"],
+            "properties": {"id": GUID, "tenantId": GUID, "reason": {"enum": ["batch", "scheduled", "webhook"]},
+                           "state": {"enum": ["queued", "running", "completed", "completedWithErrors"]},
+                           "total": {"type": "integer"}, "done": {"type": "integer"}, "passed": {"type": "integer"},
+                           "failed": {"type": "integer"}, "errors": {"type": "integer"},
+                           "throttled": {"type": "integer"},
+                           "byMessageId": {"type": "object", "additionalProperties": {"type": "integer"}},
+                           "failures": {"type": "array", "items": {
+                               "type": "object", "required": ["messageId", "count", "profileIds"]}},
+                           "percent": {"type": "number"}, "eta": NULLABLE_DATETIME, "createdAt": DATETIME,
+                           "startedAt": NULLABLE_DATETIME, "finishedAt": NULLABLE_DATETIME,
+                           "selection": {"type": "object"}}},
+    "PoolPut": {"type": "object", "required": ["members"], "additionalProperties": False,
+                "properties": {"members": {"type": "array", "items": GUID, "maxItems": 50}}},
+    "Pool": {"type": "object", "required": ["tenantId", "members"], "properties": {
+        "tenantId": GUID, "members": {"type": "array", "items": {
+            "type": "object", "required": ["profileId", "healthy", "leased", "resting"],
+            "properties": {"profileId": GUID, "username": {"type": ["string", "null"]}, "exists": {"type": "boolean"},
+                           "healthy": {"type": "boolean"}, "lastValidation": ref("LastValidation"),
+                           "leased": {"type": "boolean"}, "leasedUntil": NULLABLE_DATETIME,
+                           "resting": {"type": "boolean"}, "restUntil": NULLABLE_DATETIME,
+                           "lastLeasedAt": NULLABLE_DATETIME, "throttleReports": {"type": "integer"}}}}}},
+    "LeaseRequest": {"type": ["object", "null"], "properties": {
+        "leaseSeconds": {"type": "integer", "minimum": 1, "maximum": 3600}}},
+    "Lease": {"type": "object", "required": ["leaseId", "profileId", "username", "secretRef", "expiresAt"],
+              "properties": {"leaseId": GUID, "profileId": GUID, "username": {"type": "string"},
+                             "secretRef": {"type": ["object", "null"], "required": ["vaultUri", "name", "version"],
+                                           "properties": {"vaultUri": {"type": "string"}, "name": {"type": "string"},
+                                                          "version": {"type": "string"}}},
+                             "expiresAt": DATETIME},
+              "description": "Never the password: a caller with Key Vault access reads it by secretRef."},
+    "ReleaseRequest": {"type": ["object", "null"], "properties": {
+        "retryAfterSeconds": {"type": "integer", "minimum": 0, "maximum": 86400,
+                              "description": "SharePoint throttled this account: rest it this long."}}},
+    "Release": {"type": "object", "required": ["leaseId", "profileId", "restUntil"],
+                "properties": {"leaseId": GUID, "profileId": GUID, "restUntil": NULLABLE_DATETIME}},
+    "ReservedIpAddresses": {"type": "object", "required": ["purpose", "ranges"], "properties": {
+        "purpose": {"type": "string"}, "ranges": {"type": "array", "items": {
+            "type": "object", "required": ["cidr", "version"],
+            "properties": {"cidr": {"type": "string"}, "version": {"enum": [4, 6]}}}}}},
+})
+JOB_ID = {"name": "jobId", "in": "path", "required": True, "schema": GUID}
+LEASE_ID = {"name": "leaseId", "in": "path", "required": True, "schema": GUID}
+PATHS.update({
+    "/api/tenants/{tenantId}/validation-tests": {"parameters": [TENANT, CORRELATION], "post": {
+        "operationId": "validationTest", "description": "The Validation Test of unsaved form values; the password "
+        "is used for this one sign-in and never stored or echoed.", "requestBody": _body("ValidationTestRequest"),
+        "responses": {"200": _json("ValidationOutcome", "The outcome (passed, failed or error)"),
+                      **_problems(400, 401, 404, 415, 422)}}},
+    "/api/tenants/{tenantId}/profiles/{profileId}/validate": {"parameters": [TENANT, PROFILE_ID, CORRELATION], "post": {
+        "operationId": "validateProfile", "responses": {
+            "200": _json("ValidationOutcome", "Stored in the history and published as a CloudEvent"),
+            **_problems(401, 404, 503)}}},
+    "/api/tenants/{tenantId}/profiles/{profileId}/validations": {"parameters": [TENANT, PROFILE_ID, CORRELATION], "get": {
+        "operationId": "listValidations", "responses": {"200": _json("ValidationHistory", "Newest first"),
+                                                         **_problems(401, 404, 503)}}},
+    "/api/tenants/{tenantId}/validation-jobs": {"parameters": [TENANT, CORRELATION], "post": {
+        "operationId": "createValidationJob", "requestBody": _body("JobRequest"),
+        "responses": {"202": _json("Job", "Accepted; Location points at the job"), **_problems(400, 401, 404, 422, 503)}}},
+    "/api/tenants/{tenantId}/validation-jobs/{jobId}": {"parameters": [TENANT, JOB_ID, CORRELATION], "get": {
+        "operationId": "getValidationJob", "responses": {"200": _json("Job", "Progress"), **_problems(401, 404)}}},
+    "/api/tenants/{tenantId}/account-pool": {"parameters": [TENANT, CORRELATION],
+        "get": {"operationId": "getAccountPool", "responses": {"200": _json("Pool", "Members"), **_problems(401, 404)}},
+        "put": {"operationId": "putAccountPool", "requestBody": _body("PoolPut"),
+                "responses": {"200": _json("Pool", "Members"), **_problems(400, 401, 404, 422)}}},
+    "/api/tenants/{tenantId}/account-pool/leases": {"parameters": [TENANT, CORRELATION], "post": {
+        "operationId": "leasePoolMember", "requestBody": {"required": False, "content": {
+            "application/json": {"schema": ref("LeaseRequest")}}},
+        "responses": {"201": _json("Lease", "Leased"), **_problems(401, 404, 422),
+                      "503": {**PROBLEM_RESPONSE, "description": "Every healthy member is leased or resting; "
+                                                                 "Retry-After says when one frees up"}}}},
+    "/api/tenants/{tenantId}/account-pool/leases/{leaseId}": {"parameters": [TENANT, LEASE_ID, CORRELATION], "delete": {
+        "operationId": "releasePoolMember", "requestBody": {"required": False, "content": {
+            "application/json": {"schema": ref("ReleaseRequest")}}},
+        "responses": {"200": _json("Release", "Released"), **_problems(401, 404, 412, 422)}}},
+    "/api/reserved-ip-addresses": {"get": {
+        "operationId": "reservedIpAddresses", "parameters": [
+            {"name": "format", "in": "query", "schema": {"enum": ["json", "csv"]}}],
+        "responses": {"200": {"description": "JSON, or a CSV download (Accept: text/csv or ?format=csv)",
+                              "content": {"application/json": {"schema": ref("ReservedIpAddresses")},
+                                          "text/csv": {"schema": {"type": "string"}}}}, **_problems(401)}}},
+    "/api/admin": {"get": {"operationId": "adminPage", "responses": {
+        "200": {"description": "The admin page", "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+})
 
 
 def document(problem_types: list[Any]) -> dict[str, Any]:

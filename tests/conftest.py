@@ -1,9 +1,6 @@
-"""Session-wide fixtures. Service fixtures live in ``tests/fixtures/*.py`` and are loaded as plugins."""
+"""Session-wide fixtures. Service fixtures live in ``tests/fixtures/*.py`` and are loaded as plugins
+(in dependency order: a plugin that imports another comes after it)."""
 from __future__ import annotations
 
-from pathlib import Path
-
-pytest_plugins = sorted(
-    f"tests.fixtures.{p.stem}" for p in (Path(__file__).parent / "fixtures").glob("*.py")
-    if not p.stem.startswith("_")
-)
+pytest_plugins = ["tests.fixtures.storage", "tests.fixtures.m365sim", "tests.fixtures.local_host",
+                  "tests.fixtures.app"]
