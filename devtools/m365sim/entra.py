@@ -25,6 +25,14 @@ _MULTI = frozenset({"common", "organizations"})
 SPO_APP_ID = RESOURCE_APP_IDS["sharepoint"]
 
 
+class _Refused(Exception):
+    """Ends a token request with an already-shaped error response."""
+
+    def __init__(self, response: web.Response):
+        super().__init__(response.status)
+        self.response = response
+
+
 def _ests_headers(request: web.Request, code: int = 0) -> dict:
     headers = {"x-ms-request-id": str(uuid.uuid4()), "x-ms-ests-server": "2.1.sim - LOCAL ProdSlices",
                "x-ms-clitelem": f"1,{code},0,,", "P3P": 'CP="DSP CUR OTPi IND OTRi ONL FIN"'}
@@ -33,12 +41,51 @@ def _ests_headers(request: web.Request, code: int = 0) -> dict:
     return headers
 
 
+def _discovery_v2(tid: str, issuer_tid: str) -> dict:
+    base = f"{LOGIN}/{tid}"
+    return {
+        "token_endpoint": f"{base}/oauth2/v2.0/token",
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "jwks_uri": f"{base}/discovery/v2.0/keys",
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "issuer": f"{LOGIN}/{issuer_tid}/v2.0",
+        "request_uri_parameter_supported": False,
+        "userinfo_endpoint": "https://graph.microsoft.com/oidc/userinfo",
+        "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+        "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
+        "http_logout_supported": True,
+        "frontchannel_logout_supported": True,
+        "end_session_endpoint": f"{base}/oauth2/v2.0/logout",
+        "claims_supported": ["sub", "iss", "cloud_instance_name", "cloud_instance_host_name",
+                             "cloud_graph_host_name", "msgraph_host", "aud", "exp", "iat", "auth_time",
+                             "acr", "nonce", "preferred_username", "name", "tid", "ver", "at_hash",
+                             "c_hash", "email"],
+        "kerberos_endpoint": f"{base}/kerberos",
+        "tenant_region_scope": "WW",
+        "cloud_instance_name": "microsoftonline.com",
+        "cloud_graph_host_name": "graph.windows.net",
+        "msgraph_host": "graph.microsoft.com",
+        "rbac_url": "https://pas.windows.net",
+    }
+
+
+def _discovery_v1(tid: str, issuer_tid: str) -> dict:
+    base = f"{LOGIN}/{tid}"
+    return {"token_endpoint": f"{base}/oauth2/token", "authorization_endpoint": f"{base}/oauth2/authorize",
+            "jwks_uri": f"{LOGIN}/common/discovery/keys", "issuer": f"https://sts.windows.net/{issuer_tid}/",
+            "id_token_signing_alg_values_supported": ["RS256"], "tenant_region_scope": "WW",
+            "cloud_instance_name": "microsoftonline.com", "msgraph_host": "graph.microsoft.com"}
+
+
 class EntraService:
     def __init__(self, state):
         self.state = state
         r = Routes()
-        r.add("GET", r"/(?P<tenant>[^/]+)/v2\.0/\.well-known/openid-configuration", self.discovery_v2)
-        r.add("GET", r"/(?P<tenant>[^/]+)/\.well-known/openid-configuration", self.discovery_v1)
+        r.add("GET", r"/(?P<tenant>[^/]+)(?P<v2>/v2\.0)?/\.well-known/openid-configuration", self.discovery)
         r.add("GET", r"/(?P<tenant>[^/]+)/discovery(?:/v2\.0)?/keys", self.jwks)
         r.add("GET", r"/common/discovery/instance", self.instance_discovery)
         r.add("GET", r"/common/userrealm/(?P<upn>[^/]+)", self.userrealm)
@@ -79,7 +126,7 @@ class EntraService:
         handler, groups, known = self.routes.match(request.method, request.path)
         if handler is None:
             return text_response("Not Found" if not known else "Method Not Allowed", 405 if known else 404)
-        return await handler(request, **{k: v for k, v in groups.items() if v is not None or k == "v2"})
+        return await handler(request, **groups)
 
     def _error(self, request: web.Request, code: int, **params) -> web.Response:
         status, body = aadsts.token_error(code, correlation_id=request.headers.get("client-request-id"),
@@ -91,7 +138,8 @@ class EntraService:
     def _resolve(self, tenant_key: str) -> dict | None:
         return self.state.directory.tenant(tenant_key)
 
-    async def discovery_v2(self, request: web.Request, tenant: str) -> web.Response:
+    async def discovery(self, request: web.Request, tenant: str, v2: str | None = None) -> web.Response:
+        """OIDC discovery for a tenant id or domain (v1 or v2.0), or ``common``/``organizations``."""
         if tenant.lower() in _MULTI:
             tid, issuer_tid = tenant.lower(), "{tenantid}"
         else:
@@ -99,51 +147,8 @@ class EntraService:
             if t is None:
                 return self._error(request, 90002, tenant=tenant)
             tid = issuer_tid = t["id"]
-        base = f"{LOGIN}/{tid}"
-        doc = {
-            "token_endpoint": f"{base}/oauth2/v2.0/token",
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
-            "jwks_uri": f"{base}/discovery/v2.0/keys",
-            "response_modes_supported": ["query", "fragment", "form_post"],
-            "subject_types_supported": ["pairwise"],
-            "id_token_signing_alg_values_supported": ["RS256"],
-            "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
-            "scopes_supported": ["openid", "profile", "email", "offline_access"],
-            "issuer": f"{LOGIN}/{issuer_tid}/v2.0",
-            "request_uri_parameter_supported": False,
-            "userinfo_endpoint": "https://graph.microsoft.com/oidc/userinfo",
-            "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
-            "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
-            "http_logout_supported": True,
-            "frontchannel_logout_supported": True,
-            "end_session_endpoint": f"{base}/oauth2/v2.0/logout",
-            "claims_supported": ["sub", "iss", "cloud_instance_name", "cloud_instance_host_name",
-                                 "cloud_graph_host_name", "msgraph_host", "aud", "exp", "iat", "auth_time",
-                                 "acr", "nonce", "preferred_username", "name", "tid", "ver", "at_hash",
-                                 "c_hash", "email"],
-            "kerberos_endpoint": f"{base}/kerberos",
-            "tenant_region_scope": "WW",
-            "cloud_instance_name": "microsoftonline.com",
-            "cloud_graph_host_name": "graph.windows.net",
-            "msgraph_host": "graph.microsoft.com",
-            "rbac_url": "https://pas.windows.net",
-        }
+        doc = _discovery_v2(tid, issuer_tid) if v2 else _discovery_v1(tid, issuer_tid)
         return json_response(doc, headers=dict(_ests_headers(request), **{"Cache-Control": "max-age=86400, private"}))
-
-    async def discovery_v1(self, request: web.Request, tenant: str) -> web.Response:
-        if tenant.lower() in _MULTI:
-            tid, issuer_tid = tenant.lower(), "{tenantid}"
-        else:
-            t = self._resolve(tenant)
-            if t is None:
-                return self._error(request, 90002, tenant=tenant)
-            tid = issuer_tid = t["id"]
-        base = f"{LOGIN}/{tid}"
-        doc = {"token_endpoint": f"{base}/oauth2/token", "authorization_endpoint": f"{base}/oauth2/authorize",
-               "jwks_uri": f"{LOGIN}/common/discovery/keys", "issuer": f"https://sts.windows.net/{issuer_tid}/",
-               "id_token_signing_alg_values_supported": ["RS256"], "tenant_region_scope": "WW",
-               "cloud_instance_name": "microsoftonline.com", "msgraph_host": "graph.microsoft.com"}
-        return json_response(doc, headers=_ests_headers(request))
 
     async def jwks(self, request: web.Request, tenant: str) -> web.Response:
         if tenant.lower() not in _MULTI | {"consumers"} and self._resolve(tenant) is None:
@@ -200,34 +205,47 @@ class EntraService:
 
     async def token(self, request: web.Request, tenant: str, v2: str | None = None) -> web.Response:
         form = await request.post()
-        grant = form.get("grant_type")
-        if not grant:
-            return self._error(request, 900144, parameter="grant_type")
-        client_id = form.get("client_id")
-        if not client_id:
-            return self._error(request, 900144, parameter="client_id")
-        if grant == "password":
-            return await self._password_grant(request, form, tenant, client_id, bool(v2))
-        if grant == "client_credentials":
-            return await self._client_credentials(request, form, tenant, client_id, bool(v2))
-        if grant == "refresh_token":
-            return await self._refresh_grant(request, form, tenant, client_id, bool(v2))
-        return self._error(request, 70003, grant_type=grant)
+        grants = {"password": self._password_grant, "client_credentials": self._client_credentials,
+                  "refresh_token": self._refresh_grant}
+        try:
+            grant = self._required(request, form, "grant_type")
+            client_id = self._required(request, form, "client_id")
+            if grant not in grants:
+                raise _Refused(self._error(request, 70003, grant_type=grant))
+            return await grants[grant](request, form, tenant, client_id, bool(v2))
+        except _Refused as refused:
+            return refused.response
 
-    def _check_client(self, request, form, tenant: dict, client_id: str, *, confidential: bool):
-        """None when the client may use this tenant (and authenticated if it must), else an error response."""
+    def _required(self, request, form, name: str) -> str:
+        value = form.get(name)
+        if value is None or (value == "" and name != "password"):
+            raise _Refused(self._error(request, 900144, parameter=name))
+        return value
+
+    def _admit(self, request, form, tenant_key: str, client_id: str, *, username: str | None,
+               confidential: bool, scope: str | None) -> tuple[dict, str, list[str]]:
+        """(tenant, resource, scopes) when the client may ask this tenant for this resource; else raises."""
+        tenant = self._tenant_for(request, tenant_key, username)
         app = self.state.directory.app(client_id)
         if app is None or not (app["multiTenant"] or (app.get("homeTenant") or "").lower() == tenant["id"].lower()):
-            return self._error(request, 700016, client_id=client_id, tenant=tenant["name"])
+            raise _Refused(self._error(request, 700016, client_id=client_id, tenant=tenant["name"]))
         if confidential or not app["publicClient"]:
             secret = form.get("client_secret")
             if not secret:
-                return self._error(request, 7000218)
+                raise _Refused(self._error(request, 7000218))
             if secret not in app["secrets"]:
-                return self._error(request, 7000215, client_id=client_id)
-        return None
+                raise _Refused(self._error(request, 7000215, client_id=client_id))
+        resource, scopes = self._resource(request, scope, tenant=tenant)
+        return tenant, resource, scopes
 
-    def _resource(self, scope: str | None, *, tenant: dict) -> tuple[str | None, list[str], str]:
+    def _resource(self, request, scope: str | None, *, tenant: dict) -> tuple[str, list[str]]:
+        """(resource URL, requested scopes); an unknown resource is refused with AADSTS500011."""
+        resource, scopes, raw = self._find_resource(scope, tenant=tenant)
+        if resource is None:
+            raise _Refused(self._error(request, 500011, resource=raw, tenant=tenant["name"]))
+        return resource, scopes
+
+    def _find_resource(self, scope: str | None, *, tenant: dict) -> tuple[str | None, list[str], str]:
         """(resource URL or None when unknown, requested scopes, raw resource text)."""
         scopes = (scope or "").split()
         wanted = [s for s in scopes if s.lower() not in _RESERVED_SCOPES]
@@ -257,38 +275,25 @@ class EntraService:
     def resource_app_id(resource: str) -> str:
         return RESOURCE_APP_IDS.get(resource, SPO_APP_ID)
 
-    def _client_ip(self, request: web.Request) -> str:
-        return request.headers.get("x-sim-client-ip") or self.state.scenario["network"]["egressIp"]
-
-    def _tenant_for(self, request, tenant_key: str, username: str | None):
+    def _tenant_for(self, request, tenant_key: str, username: str | None) -> dict:
         if tenant_key.lower() in _MULTI:
             if username and "@" in username:
                 t = self.state.directory.tenant_for_domain(username)
                 if t is not None:
-                    return t, None
-                return None, self._error(request, 50034, tenant=username.rpartition("@")[2])
-            return None, self._error(request, 50059)
+                    return t
+                raise _Refused(self._error(request, 50034, tenant=username.rpartition("@")[2]))
+            raise _Refused(self._error(request, 50059))
         t = self._resolve(tenant_key)
         if t is None:
-            return None, self._error(request, 90002, tenant=tenant_key)
-        return t, None
+            raise _Refused(self._error(request, 90002, tenant=tenant_key))
+        return t
 
     async def _password_grant(self, request, form, tenant_key, client_id, v2):
-        username, password = form.get("username"), form.get("password")
-        if not username:
-            return self._error(request, 900144, parameter="username")
-        if password is None:
-            return self._error(request, 900144, parameter="password")
-        tenant, err = self._tenant_for(request, tenant_key, username)
-        if err:
-            return err
-        err = self._check_client(request, form, tenant, client_id, confidential=False)
-        if err:
-            return err
-        resource, scopes, raw = self._resource(form.get("scope"), tenant=tenant)
-        if resource is None:
-            return self._error(request, 500011, resource=raw, tenant=tenant["name"])
-        ip = self._client_ip(request)
+        username = self._required(request, form, "username")
+        password = self._required(request, form, "password")
+        tenant, resource, scopes = self._admit(request, form, tenant_key, client_id, username=username,
+                                               confidential=False, scope=form.get("scope"))
+        ip = self.state.client_ip(request)
         decision = evaluate(self.state.directory, tenant, username, password, client_app=MODERN, client_ip=ip,
                             resource_app_id=self.resource_app_id(resource))
         self.state.log_signin(user=username, tenant=tenant, path="ropc", ip=ip, app_id=client_id,
@@ -309,10 +314,8 @@ class EntraService:
             return self._error(request, 70000)
         if user["state"] in ("disabled", "locked"):
             return self._error(request, 50057 if user["state"] == "disabled" else 50053)
-        resource, scopes, raw = self._resource(form.get("scope"), tenant=tenant)
-        if resource is None:
-            return self._error(request, 500011, resource=raw, tenant=tenant["name"])
-        return self._user_tokens(request, tenant, user, client_id, resource, scopes, self._client_ip(request), v2,
+        resource, scopes = self._resource(request, form.get("scope"), tenant=tenant)
+        return self._user_tokens(request, tenant, user, client_id, resource, scopes, self.state.client_ip(request), v2,
                                  grant="refresh_token")
 
     def _user_tokens(self, request, tenant, user, client_id, resource, scopes, ip, v2,
@@ -347,18 +350,10 @@ class EntraService:
         return json_response(body, headers=_ests_headers(request))
 
     async def _client_credentials(self, request, form, tenant_key, client_id, v2):
-        tenant, err = self._tenant_for(request, tenant_key, None)
-        if err:
-            return err
-        err = self._check_client(request, form, tenant, client_id, confidential=True)
-        if err:
-            return err
-        scope = form.get("scope") if v2 else (form.get("resource", "") + "/.default")
-        if not scope:
-            return self._error(request, 900144, parameter="scope")
-        resource, scopes, raw = self._resource(scope, tenant=tenant)
-        if resource is None:
-            return self._error(request, 500011, resource=raw, tenant=tenant["name"])
+        scope = self._required(request, form, "scope") if v2 else self._required(request, form, "resource") + \
+            "/.default"
+        tenant, resource, scopes = self._admit(request, form, tenant_key, client_id, username=None,
+                                               confidential=True, scope=scope)
         app = self.state.directory.app(client_id)
         now = int(time.time())
         life = self.state.scenario["settings"]["tokenLifetimeSeconds"]
@@ -372,7 +367,7 @@ class EntraService:
             claims["roles"] = list(app["roles"])
         token = self.state.tokens.sign(claims, cache_key=("client_credentials", self.state.version, tid,
                                                           client_id, resource))
-        self.state.log_signin(user=None, tenant=tenant, path="clientCredentials", ip=self._client_ip(request),
+        self.state.log_signin(user=None, tenant=tenant, path="clientCredentials", ip=self.state.client_ip(request),
                               app_id=client_id, resource=resource, decision=None,
                               correlation_id=request.headers.get("client-request-id"))
         body = {"token_type": "Bearer", "expires_in": life - 1, "ext_expires_in": life - 1, "access_token": token}
@@ -398,7 +393,7 @@ class EntraService:
         user_tenant = directory.tenant_for_domain(username)
         spo = directory.spo_host(host)
         spo_tenant = spo.tenant if spo else user_tenant
-        ip = self._client_ip(request)
+        ip = self.state.client_ip(request)
         if user_tenant is None:
             self.state.log_signin(user=username, tenant=None, path="legacySts", ip=ip, app_id=None,
                                   resource=applies_to, decision=None, error_code=50034)

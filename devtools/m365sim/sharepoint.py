@@ -109,8 +109,8 @@ class SharePointService:
 
     # ------------------------------------------------------------------ legacy cookie sign-in
 
-    def _refuse(self, upn: str | None, tenant: dict, reason: str, status: int = 403) -> web.Response:
-        self.state.log_signin(user=upn, tenant=tenant, path="spoSignin", ip=None, app_id=None, resource=None,
+    def _refuse(self, request, upn: str | None, tenant: dict, reason: str, status: int = 403) -> web.Response:
+        self.state.log_signin(user=upn, tenant=tenant, path="spoSignin", ip=self.state.client_ip(request), app_id=None, resource=None,
                               decision=None, error_code=reason)
         text = {"legacyAuthBlocked": "Access denied. This organization blocks apps that don't use modern "
                                      "authentication.",
@@ -134,18 +134,18 @@ class SharePointService:
         body = (await request.read()).decode("utf-8", "replace").strip()
         data = self._service_token(_compact_token(unquote(body) if "%" in body else body), tenant)
         if data is None:
-            return self._refuse(None, tenant, "badToken")
+            return self._refuse(request, None, tenant, "badToken")
         reason = legacy_block_reason(tenant)
         if reason:
-            return self._refuse(data["upn"], tenant, reason)
+            return self._refuse(request, data["upn"], tenant, reason)
         retry = self.state.faults.throttle_user(data["upn"])
         if retry is not None:
             return self.fault_response(request, 429, retry)
         life = self.state.scenario["settings"]["spoCookieLifetimeSeconds"]
         fedauth = self.state.tokens.seal("FedAuth", {"upn": data["upn"], "tid": tenant["id"], "host": host}, life)
         rtfa = self.state.tokens.seal("rtFa", {"upn": data["upn"], "tid": tenant["id"]}, life)
-        self.state.log_signin(user=data["upn"], tenant=tenant, path="spoSignin", ip=None, app_id=None,
-                              resource=f"https://{host}", decision=None, error_code=None)
+        self.state.log_signin(user=data["upn"], tenant=tenant, path="spoSignin", ip=self.state.client_ip(request),
+                              app_id=None, resource=f"https://{host}", decision=None, error_code=None)
         resp = web.Response(status=302, headers={"Location": f"https://{host}/_layouts/15/landing.aspx"})
         resp.set_cookie("rtFa", rtfa, domain="sharepoint.com", path="/", secure=True, httponly=True,
                         samesite="None")
@@ -158,14 +158,14 @@ class SharePointService:
             return self._anonymous(request, tenant)
         data = self._service_token(_compact_token(raw), tenant)
         if data is None:
-            return self._refuse(None, tenant, "badToken", 401)
+            return self._refuse(request, None, tenant, "badToken", 401)
         reason = legacy_block_reason(tenant)
         if reason:
-            return self._refuse(data["upn"], tenant, reason, 401)
+            return self._refuse(request, data["upn"], tenant, reason, 401)
         life = self.state.scenario["settings"]["spoCookieLifetimeSeconds"]
         cookie = self.state.tokens.seal("SPOIDCRL", {"upn": data["upn"], "tid": tenant["id"], "host": host}, life)
-        self.state.log_signin(user=data["upn"], tenant=tenant, path="spoSignin", ip=None, app_id=None,
-                              resource=f"https://{host}", decision=None, error_code=None)
+        self.state.log_signin(user=data["upn"], tenant=tenant, path="spoSignin", ip=self.state.client_ip(request),
+                              app_id=None, resource=f"https://{host}", decision=None, error_code=None)
         resp = text_response("", 200)
         resp.set_cookie("SPOIDCRL", cookie, path="/", secure=True, httponly=True, max_age=life)
         return resp

@@ -108,8 +108,10 @@ def evaluate(directory: Directory, tenant: dict, upn: str, password: str, *, cli
         ids = [p["id"] for p in failing if p["grant"] == grant]
         decision.claims = {"access_token": {"capolids": {"essential": True, "values": ids}}}
         return decision
-    if failing:  # the remaining failing grants require MFA
+    if failing:  # the remaining failing grants require MFA: a claims challenge names those policies
         needs_mfa = True
+        decision.claims = {"access_token": {"capolids": {"essential": True,
+                                                         "values": [p["id"] for p in failing]}}}
 
     if not app_password:
         per_user = user["perUserMfa"]

@@ -50,6 +50,10 @@ class SimState:
         self.counters.clear()
         self.signins.clear()
 
+    def client_ip(self, request) -> str:
+        """The address Entra sees: the scenario's egress IP, or ``x-sim-client-ip`` (tests) when sent."""
+        return request.headers.get("x-sim-client-ip") or self.scenario["network"]["egressIp"]
+
     # ------------------------------------------------------------------ sign-in log
 
     def log_signin(self, *, user: str | None, tenant: dict | None, path: str, ip: str | None,

@@ -67,6 +67,19 @@ def test_conditional_access_block_carries_claims_and_message_only(sim, sim_sessi
     assert "capolids" in result["claims"]
 
 
+def test_mfa_required_by_conditional_access_names_the_policy(sim, sim_session):
+    import json
+
+    per_user = ropc(sim_session, CONTOSO, f"mfa@{C}", PASSWORD)
+    assert per_user["error_codes"] == [50076] and "claims" not in per_user
+    by_policy = ropc(sim_session, CONTOSO, f"camfa@{C}", PASSWORD)
+    assert by_policy["error_codes"] == [50076] and by_policy["suberror"] == "basic_action"
+    policy_id = next(p["id"] for t in sim.control.scenario()["tenants"] for p in t["conditionalAccess"]
+                     if p["name"] == "Require MFA for camfa")
+    assert json.loads(by_policy["claims"]) == {"access_token": {"capolids": {"essential": True,
+                                                                             "values": [policy_id]}}}
+
+
 def test_unknown_tenant_fails_discovery_with_90002(sim, sim_session):
     resp = sim_session.get(f"{LOGIN}/99999999-9999-4999-8999-999999999999/v2.0/.well-known/openid-configuration")
     assert resp.status_code == 400
