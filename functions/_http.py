@@ -150,7 +150,7 @@ def http_endpoint(handler: Callable[[func.HttpRequest, str], func.HttpResponse])
             response = handler(req, cid)
         except Exception as exc:  # noqa: BLE001 - mapped to a problem, never a bare 500
             response = error_response(exc, cid, req)
-        log.info("%s %s -> %s", req.method, _path(req), response.status_code,
+        log.info("%s %s -> %s correlation_id=%s", req.method, _path(req), response.status_code, cid,
                  extra={"correlation_id": cid, "status": response.status_code})
         return response
 
