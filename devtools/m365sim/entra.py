@@ -4,7 +4,6 @@ service ``extSTS.srf`` (WS-Trust 2005 Issue → compact ``t=`` token or ``S:Faul
 """
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from xml.etree import ElementTree
@@ -19,7 +18,6 @@ from .tokens import RESOURCE_APP_IDS, b64url
 from .webutil import Routes, dumps, json_response, text_response, utc_iso
 
 LOGIN = "https://login.microsoftonline.com"
-_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 _RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})
 _MULTI = frozenset({"common", "organizations"})
 SPO_APP_ID = RESOURCE_APP_IDS["sharepoint"]
@@ -185,14 +183,14 @@ class EntraService:
         login = params.get("login", "")
         tenant = self.state.directory.tenant_for_domain(login) if "@" in login else None
         ns = "Managed" if tenant else "Unknown"
-        info = {"State": 4 if tenant else 1, "UserState": 1 if tenant else 1, "Login": login, "NameSpaceType": ns}
+        info = {"State": 4 if tenant else 1, "UserState": 1, "Login": login, "NameSpaceType": ns}
         if tenant:
             info.update({"DomainName": login.rpartition("@")[2].lower(), "FederationBrandName": tenant["name"],
                          "CloudInstanceName": "microsoftonline.com",
                          "CloudInstanceIssuerUri": "urn:federation:MicrosoftOnline"})
         if params.get("xml") == "1":
             inner = "".join(f"<{k}>{escape(str(v))}</{k}>" for k, v in info.items())
-            inner += f"<IsFederatedNS>false</IsFederatedNS>"
+            inner += "<IsFederatedNS>false</IsFederatedNS>"
             return text_response(f'<?xml version="1.0" ?><RealmInfo Success="true">{inner}</RealmInfo>',
                                  content_type="text/xml; charset=utf-8")
         return json_response(info)
@@ -340,7 +338,8 @@ class EntraService:
             "name": user["displayName"], "oid": user["id"], "preferred_username": user["upn"],
             "sub": stable_id("sub", user["id"], client_id), "tid": tid, "ver": "2.0",
             "uti": b64url(uuid.uuid4().bytes)}, cache_key=cache_key + ("id",))
-        refresh = self.state.tokens.seal("rt", {"upn": user["upn"], "tid": tid, "cid": client_id}, 90 * 86400)
+        refresh = self.state.tokens.seal("rt", {"upn": user["upn"], "tid": tid, "cid": client_id}, 90 * 86400,
+                                         cache_key=cache_key)
         body = {"token_type": "Bearer", "scope": " ".join(s for s in scopes) or "User.Read",
                 "expires_in": life - 1, "ext_expires_in": life - 1, "access_token": access,
                 "refresh_token": refresh, "id_token": id_token,

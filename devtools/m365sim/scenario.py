@@ -7,6 +7,7 @@ time, so changing the scenario (``/_sim`` control API) changes the outcome of th
 from __future__ import annotations
 
 import copy
+import functools
 import ipaddress
 import json
 import uuid
@@ -40,6 +41,7 @@ class ScenarioError(ValueError):
     """A scenario is invalid; the message names the file (if any) and the offending field."""
 
 
+@functools.lru_cache(maxsize=4096)
 def stable_id(*parts: str) -> str:
     """A deterministic GUID for objects the scenario does not give an id to."""
     return str(uuid.uuid5(_NS, "/".join(parts)))

@@ -107,6 +107,8 @@ class SimServer:
             counters.status(endpoint, 500)
             return text_response("m365sim internal error", 500)
         counters.status(endpoint, response.status)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s%s -> %s [%s]", request.method, host, request.path_qs, response.status, endpoint)
         return response
 
     async def start(self) -> None:

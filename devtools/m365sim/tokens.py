@@ -68,14 +68,16 @@ class TokenService:
         fast under load.
         """
         if cache_key is not None:
-            key = (cache_key, claims.get("iat"))
-            token = self._cache.get(key)
-            if token is None:
-                if len(self._cache) > 4096:
-                    self._cache.clear()
-                token = self._cache[key] = self._sign(claims)
-            return token
+            return self._cached((cache_key, claims.get("iat")), lambda: self._sign(claims))
         return self._sign(claims)
+
+    def _cached(self, key: tuple, make) -> str:
+        token = self._cache.get(key)
+        if token is None:
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            token = self._cache[key] = make()
+        return token
 
     def _sign(self, claims: dict) -> str:
         payload = b64url(json.dumps(claims, separators=(",", ":")).encode())
@@ -110,8 +112,11 @@ class TokenService:
 
     # ------------------------------------------------------------------ opaque HMAC tokens
 
-    def seal(self, kind: str, data: dict, lifetime: int) -> str:
+    def seal(self, kind: str, data: dict, lifetime: int, *, cache_key: tuple | None = None) -> str:
+        """An HMAC-sealed token; with ``cache_key`` reused for identical requests within one second."""
         now = int(time.time())
+        if cache_key is not None:
+            return self._cached((cache_key, kind, now), lambda: self.seal(kind, data, lifetime))
         body = dict(data, k=kind, iat=now, exp=now + lifetime, n=uuid.uuid4().hex[:12])
         raw = b64url(json.dumps(body, separators=(",", ":")).encode())
         mac = b64url(hmac.new(self._hmac_key, f"{kind}.{raw}".encode(), hashlib.sha256).digest())
