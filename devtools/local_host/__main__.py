@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
     log = logging.getLogger("devtools.local_host")
     local = read_local_settings(args.settings)
     apply_to_environ(local.values)
@@ -52,8 +53,15 @@ def main(argv: list[str] | None = None) -> int:
     port = args.port if args.port is not None else (local.local_http_port or DEFAULT_PORT)
 
     stop_requested = threading.Event()
+
+    def on_signal(*_: object) -> None:
+        if stop_requested.is_set():  # a second Ctrl-C / SIGTERM: stop waiting
+            print("Forced exit", file=sys.stderr, flush=True)
+            os._exit(1)
+        stop_requested.set()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop_requested.set())
+        signal.signal(signum, on_signal)
 
     app = load_app(args.app)
     host = LocalHost(app, host_config=config, port=port, script_root=os.getcwd(), grace=args.grace)
@@ -67,7 +75,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"        {name}: {error}", flush=True)
     stop_requested.wait()
     log.info("Stopping the host (grace %.1fs)", args.grace)
-    clean = host.stop(args.grace)
+    try:
+        clean = host.stop(args.grace)
+    except TimeoutError:
+        log.error("The host did not stop in time")
+        clean = False
     if not clean:  # worker threads still run abandoned invocations: do not wait for them
         logging.shutdown()
         sys.stdout.flush()

@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 ADMIN_REASON = "This function was programmatically called via the host APIs."
 DEFAULT_GRACE = 10.0
+POLL_STOP_TIMEOUT = 2.0
 
 
 def default_thread_count(settings: AppSettings) -> int:
@@ -65,7 +66,7 @@ class LocalHost:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._port: int | None = None
-        self._stopping = False
+        self._serving = False  # True between a complete start and the beginning of stop
         self._tasks: set[asyncio.Task] = set()
 
     def _host_accepts(self, fn: IndexedFunction) -> bool:
@@ -150,6 +151,8 @@ class LocalHost:
 
         :return: a future of the ``InvocationRecord`` (the admin API itself answers 202 at once).
         """
+        if not self._serving:
+            raise RuntimeError("the host is not running")
         fn = self.function(function_name)
         if fn.trigger_type == HTTP_TRIGGER:
             raise ValueError(f"{fn.name} is HTTP-triggered: call its route")
@@ -203,6 +206,20 @@ class LocalHost:
         self._clients = QueueClients(self.settings)
         self._invoker = Invoker(executor=self._executor, log=self.invocations,
                                 sinks={"queue": QueueOutputSink(self._clients, self.config.queues)})
+        front_end = HttpFrontEnd(self.functions, route_prefix=self.config.route_prefix, settings=self.settings,
+                                 invoker=self._invoker, fire=self._fire_and_forget,
+                                 is_serving=lambda: self._serving)
+        # Bind the port first: if that fails, no message has been fetched yet.
+        self._runner = web.AppRunner(front_end.application(), access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        self._site = web.TCPSite(self._runner, self._bind, self._requested_port)
+        try:
+            await self._site.start()
+        except OSError:
+            await self._runner.cleanup()
+            self._executor.shutdown(wait=False)
+            raise
+        self._port = self._runner.addresses[0][1]
         self._queue_listeners = [
             QueueListener(fn, clients=self._clients, options=self.config.queues, invoke=self._invoker.invoke,
                           message_lease=self._message_lease)
@@ -213,25 +230,22 @@ class LocalHost:
             asyncio.create_task(TimerListener(fn, self._schedules[fn.name], self._invoker.invoke,
                                               self._spawn).run(), name=f"timer:{fn.name}")
             for fn in self.functions if fn.trigger_type == TIMER_TRIGGER]
-        front_end = HttpFrontEnd(self.functions, route_prefix=self.config.route_prefix, settings=self.settings,
-                                 invoker=self._invoker, fire=self._fire_and_forget,
-                                 is_stopping=lambda: self._stopping)
-        self._runner = web.AppRunner(front_end.application(), access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        self._site = web.TCPSite(self._runner, self._bind, self._requested_port)
-        await self._site.start()
-        self._port = self._runner.addresses[0][1]
+        self._serving = True
         if not self.settings.keys and any(fn.trigger_type == HTTP_TRIGGER for fn in self.functions):
             logger.warning("LOCAL_FUNCTION_KEY is not set: function- and admin-level routes answer 401")
         logger.info("Local Functions host listening on %s (%d functions, %d worker threads)", self.url,
                     len(self.functions), workers)
 
     async def _stop(self, grace: float) -> bool:
-        self._stopping = True
+        self._serving = False
         await self._site.stop()
         for listener in self._queue_listeners:
             listener.stop_fetching()
         for task in self._timer_tasks:
+            task.cancel()
+        # A poll in progress may finish (its messages are then processed and drained) ...
+        await asyncio.wait(self._pollers, timeout=POLL_STOP_TIMEOUT) if self._pollers else None
+        for task in self._pollers:  # ... but one stuck on an unreachable account is abandoned.
             task.cancel()
         await asyncio.gather(*self._pollers, *self._timer_tasks, return_exceptions=True)
         clean = await self._invoker.wait_idle(grace)

@@ -200,6 +200,7 @@ class QueueListener:
         self._stopping = asyncio.Event()
         self.in_flight: set[asyncio.Task] = set()  # every message being processed or completed
         self._invoking: set[asyncio.Task] = set()  # those whose function is still running
+        self._poll_failing = False
 
     @property
     def poison_queue_name(self) -> str:
@@ -238,15 +239,22 @@ class QueueListener:
             stop.cancel()
 
     async def _receive(self, client: QueueClient) -> list:
+        """One batch; no SDK retries (the next poll is the retry), one warning per outage."""
         try:
             pages = client.receive_messages(messages_per_page=self._options.batch_size,
-                                            visibility_timeout=self._lease_seconds).by_page()
-            return [m async for m in await pages.__anext__()]
+                                            visibility_timeout=self._lease_seconds, retry_total=0).by_page()
+            messages = [m async for m in await pages.__anext__()]
         except (ResourceNotFoundError, StopAsyncIteration):
-            return []  # the queue does not exist (yet): keep polling, as the host does
-        except Exception:
-            logger.exception("Polling queue '%s' failed", self.queue_name)
+            messages = []  # the queue does not exist (yet): keep polling, as the host does
+        except Exception as exc:
+            log = logger.debug if self._poll_failing else logger.warning
+            log("Polling queue '%s' failed (retrying with back-off): %s", self.queue_name, exc)
+            self._poll_failing = True
             return []
+        if self._poll_failing:
+            logger.info("Polling queue '%s' works again", self.queue_name)
+            self._poll_failing = False
+        return messages
 
     async def _process(self, message: Any) -> None:
         lease = _Lease(message, message.pop_receipt)

@@ -85,12 +85,12 @@ def response_from(datum: Datum | None) -> web.Response:
 
 class HttpFrontEnd:
     def __init__(self, functions: list[IndexedFunction], *, route_prefix: str, settings: AppSettings,
-                 invoker: Invoker, fire: Fire, is_stopping: Callable[[], bool]):
+                 invoker: Invoker, fire: Fire, is_serving: Callable[[], bool]):
         self._functions = {fn.name.lower(): fn for fn in functions}
         self._routes = build_route_table(functions)
         self._prefix = split_path(route_prefix)
         self._settings, self._invoker, self._fire = settings, invoker, fire
-        self._is_stopping = is_stopping
+        self._is_serving = is_serving
 
     def application(self) -> web.Application:
         app = web.Application(client_max_size=100 * 1024 * 1024)  # the host's 100 MB request limit
@@ -102,7 +102,7 @@ class HttpFrontEnd:
         return any(hmac.compare_digest(presented.encode(), key.encode()) for key in self._settings.keys)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        if self._is_stopping():
+        if not self._is_serving():  # still starting, or draining for shutdown
             return web.Response(status=503)
         segments = split_path(request.rel_url.raw_path)
         if segments and segments[0].lower() == "admin":

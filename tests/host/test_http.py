@@ -189,3 +189,14 @@ def test_admin_status_and_ping(host):
     assert {f["name"] for f in listed} == set(HTTP_FUNCTIONS)
     assert requests.post(host.url + "/admin/functions/text", json={},
                          headers={"x-functions-key": LOCAL_KEY}).status_code == 400  # HTTP: use its route
+
+
+def test_a_busy_port_fails_the_start(start_local_host, names):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(OSError):
+            start_local_host(sample_app.app, settings=settings_of(names), host_config=host_json(functions=["text"]),
+                             port=busy.getsockname()[1])

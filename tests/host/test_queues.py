@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import base64
+import logging
 import time
 from datetime import datetime, timedelta, timezone
 
 import requests
 
+from devtools.local_host.queues import Backoff
 from tests.fixtures.local_host import LOCAL_KEY, host_json
 from tests.host import sample_app
 from tests.host.conftest import settings_of
@@ -49,7 +51,9 @@ def test_a_message_is_delivered_once_as_a_queue_message_and_deleted(start_local_
     assert len(EVENTS.of("work", tag=names["tag"])) == 1
 
 
-def test_a_failing_message_goes_to_poison_after_exactly_max_dequeue_count_tries(start_local_host, queues, names):
+def test_a_failing_message_goes_to_poison_after_exactly_max_dequeue_count_tries(start_local_host, queues, names,
+                                                                               caplog):
+    caplog.set_level(logging.WARNING, logger="devtools.local_host")
     start_local_host(sample_app.app, settings=settings_of(names),
                      host_config=host_json(functions=["work"], maxDequeueCount=3, visibilityTimeout="00:00:01"))
     body = f"fail:{names['tag']}"
@@ -61,6 +65,7 @@ def test_a_failing_message_goes_to_poison_after_exactly_max_dequeue_count_tries(
     tries = EVENTS.wait("work", 3, tag=names["tag"])
     assert queues.wait_for_texts(poison, 1) == [body]
     assert [t["dequeue_count"] for t in tries] == [1, 2, 3]
+    assert "reached MaxDequeueCount of 3" in caplog.text  # moved when the 3rd try failed
     assert queues.total(names["WORK_QUEUE"]) == 0
     assert queues.raw(poison)[0].content == base64.b64encode(body.encode()).decode()  # copied as is
     time.sleep(1.5)
@@ -142,10 +147,10 @@ def test_queue_trigger_output_is_not_sent_when_the_function_fails(start_local_ho
 
 
 def test_batch_size_and_new_batch_threshold_bound_concurrency(start_local_host, queues, names):
-    start_local_host(sample_app.app, settings=settings_of(names, PYTHON_THREADPOOL_THREAD_COUNT="10"),
-                     host_config=host_json(functions=["work"], batchSize=2, newBatchThreshold=1))
     for i in range(7):
         queues.send(names["WORK_QUEUE"], f"sleep:{names['tag']}:0.4")
+    start_local_host(sample_app.app, settings=settings_of(names, PYTHON_THREADPOOL_THREAD_COUNT="10"),
+                     host_config=host_json(functions=["work"], batchSize=2, newBatchThreshold=1))
 
     EVENTS.wait("work-done", 7, tag=names["tag"], timeout=15)
     starts = sorted(e["at"] for e in EVENTS.of("work", tag=names["tag"]))
@@ -167,11 +172,11 @@ def test_lease_is_renewed_while_a_long_invocation_runs(start_local_host, queues,
 
 
 def test_stop_lets_in_flight_messages_finish_and_leaves_the_rest_queued(start_local_host, queues, names):
+    bodies = {f"sleep:{names['tag']}-{i}:0.8" for i in range(6)}
+    for body in sorted(bodies):  # all queued before the host starts, so the first batch is full
+        queues.send(names["WORK_QUEUE"], body)
     host = start_local_host(sample_app.app, settings=settings_of(names, PYTHON_THREADPOOL_THREAD_COUNT="8"),
                             host_config=host_json(functions=["work"], batchSize=4, newBatchThreshold=0))
-    bodies = {f"sleep:{names['tag']}-{i}:0.8" for i in range(6)}
-    for body in sorted(bodies):
-        queues.send(names["WORK_QUEUE"], body)
     started = wait_started(bodies, 4)
 
     assert host.stop(grace=5) is True
@@ -183,10 +188,10 @@ def test_stop_lets_in_flight_messages_finish_and_leaves_the_rest_queued(start_lo
 
 
 def test_stop_after_the_grace_period_gives_unfinished_messages_back(start_local_host, queues, names):
-    host = start_local_host(sample_app.app, settings=settings_of(names), host_config=host_json(functions=["work"]))
     bodies = {f"sleep:{names['tag']}-{i}:2.5" for i in range(3)}
     for body in sorted(bodies):
         queues.send(names["WORK_QUEUE"], body)
+    host = start_local_host(sample_app.app, settings=settings_of(names), host_config=host_json(functions=["work"]))
     wait_started(bodies, 3)
 
     stopped = time.monotonic()
@@ -219,3 +224,21 @@ def test_fire_in_process_returns_the_invocation_record(start_local_host, names):
     record = host.fire("work", f"fail:{names['tag']}").result(10)
     assert record.succeeded is False and isinstance(record.error, RuntimeError)
     assert host.fire("work", f"ok:{names['tag']}").result(10).succeeded is True
+
+
+def test_polling_back_off_grows_up_to_max_polling_interval_and_resets():
+    backoff = Backoff(maximum=2.0)
+    delays = [backoff.next(found=False) for _ in range(8)]
+    assert delays == sorted(delays) and delays[0] < 0.4 and delays[-1] == 2.0
+    assert backoff.next(found=True) == 0.1  # a message was found: poll again soon
+
+
+def test_an_idle_queue_is_still_polled_every_max_polling_interval(start_local_host, queues, names):
+    start_local_host(sample_app.app, settings=settings_of(names),
+                     host_config=host_json(functions=["work"], maxPollingInterval="00:00:00.3"))
+    queues.client(names["WORK_QUEUE"]).create_queue()
+    time.sleep(1.2)  # long enough for the back-off to reach its maximum
+    sent = time.monotonic()
+    queues.send(names["WORK_QUEUE"], f"ok:{names['tag']}")
+    [event] = EVENTS.wait("work", tag=names["tag"])
+    assert event["at"] - sent < 0.8
