@@ -105,7 +105,15 @@ class JobServices:
             self.work.send(msg, delay_seconds=BUSY_DELAY_SECONDS)
             return "busy"
         self.jobs.mark_started(msg.tenant_id, msg.job_id, now)
-        return self._validate(msg, item, etag)
+        try:
+            return self._validate(msg, item, etag)
+        except Exception:
+            # Let the host's retry (and, in the end, the poison queue) see this message, not a claim.
+            try:
+                self.jobs.save_item(item, etag=etag)
+            except Exception:  # noqa: BLE001 - the claim then simply expires
+                log.warning("could not release the claim of a failed job item", extra={"job_id": msg.job_id})
+            raise
 
     def _validate(self, msg: WorkMessage, item: JobItem | None, etag: str | None) -> str:
         try:

@@ -111,3 +111,16 @@ def test_scheduled_run_publishes_only_changes(world):
     published = [(r.profile_id, r.message_id) for r in jobs.runs.publisher.published]
     assert published == [(ids[1], "CHECK_MFA_OR_APP_PASSWORD")]
     assert sorted(r.profile_id for r in jobs.runs.history.records) == sorted(ids[:2])
+
+
+def test_a_failed_attempt_releases_its_claim_so_the_host_can_retry(world):
+    jobs, probe, ids = world
+    jobs.create_job(T, {"profileIds": [ids[0]]}, correlation_id="c")
+    msg, _ = jobs.work.sent.pop(0)
+    jobs.runs.secrets.down = True
+    with pytest.raises(Exception):
+        jobs.process(msg.to_json())
+    _, claimed_until, _ = jobs.jobs.get_item(msg.job_id, msg.profile_id)
+    assert claimed_until is None
+    jobs.runs.secrets.down = False
+    assert jobs.process(msg.to_json()) == "passed"
