@@ -19,7 +19,7 @@ from devtools.local_host.queues import (DEFAULT_MESSAGE_LEASE, QueueClients, Que
                                         connection_string, direct_invocation)
 from devtools.local_host.routing import RouteTemplate, RouteTemplateError
 from devtools.local_host.settings import AppSettings
-from devtools.local_host.timers import Schedule, ScheduleError, TimerListener, schedule_for, timer_datum
+from devtools.local_host.timers import ScheduleError, TimerListener, schedule_for, timer_datum
 from devtools.local_host.web import HttpFrontEnd, methods_of, route_of
 
 logger = logging.getLogger(__name__)
