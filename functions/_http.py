@@ -41,6 +41,7 @@ PROBLEMS: dict[type[BaseException], ProblemType] = {
     errors.ProfileNotFound: ProblemType("not-found", 404, "Not found"),
     errors.NotFound: ProblemType("not-found", 404, "Not found"),
     errors.NameConflict: ProblemType("name-conflict", 409, "Profile name already in use"),
+    errors.SecretMissing: ProblemType("secret-missing", 409, "The profile's password is missing from Key Vault"),
     errors.PreconditionRequired: ProblemType("precondition-required", 428, "If-Match header required"),
     errors.PreconditionFailed: ProblemType("precondition-failed", 412, "The profile was changed by someone else"),
     errors.DependencyUnavailable: ProblemType("dependency-unavailable", 503, "A dependency is unavailable"),

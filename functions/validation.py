@@ -32,4 +32,4 @@ def list_validations(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     records = deps.validation_runs.history.list(tenant, profile_id, limit=50)
     return json_response({"items": [{"recordId": r.record_id, "at": r.at.isoformat(), "reason": r.reason,
                                      "jobId": r.job_id, "correlationId": r.correlation_id,
-                                     "published": r.published, **r.outcome} for r in records]}, cid)
+                                     **r.outcome} for r in records]}, cid)

@@ -192,8 +192,7 @@ SCHEMAS.update({
         "allOf": [ref("ValidationOutcome"), {"type": "object", "required": ["recordId", "at", "reason"],
                                              "properties": {"recordId": {"type": "string"}, "at": DATETIME,
                                                             "reason": {"type": "string"},
-                                                            "jobId": {"type": ["string", "null"]},
-                                                            "published": {"type": "boolean"}}}]}}}},
+                                                            "jobId": {"type": ["string", "null"]}}}]}}}},
     "JobRequest": {"type": "object", "additionalProperties": False, "properties": {
         "profileIds": {"type": "array", "items": GUID, "minItems": 1, "maxItems": 10000},
         "all": {"const": True},

@@ -173,6 +173,8 @@ var appSettings = {
   // authentication disabled and only accepts Entra tokens of this identity.
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  // I/O-bound sync functions: as many worker threads as queue messages in flight (batchSize + newBatchThreshold).
+  PYTHON_THREADPOOL_THREAD_COUNT: '24'
   // Application settings (shared/config.py SETTINGS, local_only=False).
   KEY_VAULT_URI: keyVaultUri
   M365_CLOUD: m365Cloud

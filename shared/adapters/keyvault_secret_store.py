@@ -10,7 +10,7 @@ import logging
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 from azure.keyvault.secrets import SecretClient
 
-from shared.domain.errors import DependencyUnavailable
+from shared.domain.errors import DependencyUnavailable, SecretMissing
 from shared.domain.ports import SecretStore
 from shared.domain.profile import Password, SecretRef
 
@@ -49,6 +49,8 @@ class KeyVaultSecretStore(SecretStore):
     def get_secret(self, ref: SecretRef) -> Password:
         try:
             return Password(self._client.get_secret(ref.name, ref.version).value or "")
+        except ResourceNotFoundError:
+            raise SecretMissing(ref.name) from None
         except AzureError as exc:
             raise self._fail(exc, "get") from None
 

@@ -45,14 +45,13 @@ def _job(e: Any) -> Job:
 def _item_entity(item: JobItem, claimed_until: datetime | None = None) -> dict[str, Any]:
     return {"PartitionKey": _items_partition(item.job_id), "RowKey": item.profile_id, "State": item.state.value,
             "MessageId": item.message_id or "", "Throttled": item.throttled, "Detail": item.detail,
-            "FinishedAt": item.finished_at, "Published": item.published, "ClaimedUntil": claimed_until}
+            "FinishedAt": item.finished_at, "ClaimedUntil": claimed_until}
 
 
 def _item(e: Any) -> tuple[JobItem, datetime | None, str]:
     item = JobItem(job_id=e["PartitionKey"][len("items-"):], profile_id=e["RowKey"], state=ItemState(e["State"]),
                    message_id=e.get("MessageId") or None, throttled=int(e.get("Throttled") or 0),
-                   detail=e.get("Detail", ""), finished_at=_utc(e.get("FinishedAt")),
-                   published=bool(e.get("Published")))
+                   detail=e.get("Detail", ""), finished_at=_utc(e.get("FinishedAt")))
     return item, _utc(e.get("ClaimedUntil")), e.metadata.get("etag")
 
 
@@ -93,7 +92,7 @@ class TableJobRepository:
     def items(self, job_id: str) -> list[JobItem]:
         return [_item(e)[0] for e in self._table.query_entities(
             "PartitionKey eq @pk", parameters={"pk": _items_partition(job_id)},
-            select=["PartitionKey", "RowKey", "State", "MessageId", "Throttled", "FinishedAt", "Published"])]
+            select=["PartitionKey", "RowKey", "State", "MessageId", "Throttled", "FinishedAt"])]
 
     def get_item(self, job_id: str, profile_id: str) -> tuple[JobItem, datetime | None, str]:
         """(item, claimed until, etag)."""

@@ -34,7 +34,7 @@ def _to_entity(record: ValidationRecord) -> dict[str, Any]:
             "TenantId": record.tenant_id, "ProfileId": record.profile_id, "RecordId": record.record_id,
             "At": record.at, "Status": record.status, "MessageId": record.message_id or "",
             "Outcome": json.dumps(record.outcome), "Reason": record.reason,
-            "CorrelationId": record.correlation_id, "JobId": record.job_id or "", "Published": record.published}
+            "CorrelationId": record.correlation_id, "JobId": record.job_id or ""}
 
 
 def _from_entity(e: dict[str, Any]) -> ValidationRecord:
@@ -42,8 +42,7 @@ def _from_entity(e: dict[str, Any]) -> ValidationRecord:
     return ValidationRecord(tenant_id=e["TenantId"], profile_id=e["ProfileId"], record_id=e["RecordId"],
                             at=at, status=e["Status"], message_id=e.get("MessageId") or None,
                             outcome=json.loads(e["Outcome"]), reason=e["Reason"],
-                            correlation_id=e.get("CorrelationId", ""), job_id=e.get("JobId") or None,
-                            published=bool(e.get("Published")))
+                            correlation_id=e.get("CorrelationId", ""), job_id=e.get("JobId") or None)
 
 
 class TableValidationHistory(ValidationHistory):
@@ -52,7 +51,6 @@ class TableValidationHistory(ValidationHistory):
 
     def add(self, record: ValidationRecord, *, publish: bool) -> None:
         entity = _to_entity(record)
-        entity["Published"] = not publish
         self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
         if publish:
             self._table.upsert_entity({"PartitionKey": OUTBOX, "RowKey": f"{entity['PartitionKey']}|{entity['RowKey']}",
@@ -67,7 +65,6 @@ class TableValidationHistory(ValidationHistory):
 
     def mark_published(self, record: ValidationRecord) -> None:
         pk, rk = _partition(record.tenant_id, record.profile_id), _row_key(record)
-        self._table.update_entity({"PartitionKey": pk, "RowKey": rk, "Published": True}, mode=UpdateMode.MERGE)
         try:
             self._table.delete_entity(OUTBOX, f"{pk}|{rk}")
         except ResourceNotFoundError:

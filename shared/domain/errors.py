@@ -62,5 +62,13 @@ class DependencyUnavailable(ProfileError):
         self.dependency, self.retry_after = dependency, retry_after
 
 
+class SecretMissing(ProfileError):
+    """The profile's password is no longer in Key Vault (deleted or purged outside this service)."""
+
+    def __init__(self, name: str):
+        super().__init__("The profile's password is no longer in Key Vault; enter it again (PATCH password).")
+        self.name = name
+
+
 class Unauthorized(ProfileError):
     """A signed request failed its signature, timestamp or key check."""

@@ -112,7 +112,6 @@ class JobItem:
     throttled: int = 0
     detail: str = ""
     finished_at: datetime | None = None
-    published: bool = False
 
 
 @dataclass(frozen=True)

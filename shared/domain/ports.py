@@ -103,7 +103,6 @@ class ValidationRecord:
     reason: str
     correlation_id: str
     job_id: str | None = None
-    published: bool = False
 
 
 class ValidationHistory(abc.ABC):

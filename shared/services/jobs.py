@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from shared.domain.errors import NotFound, PreconditionFailed, ProfileNotFound
+from shared.domain.errors import NotFound, PreconditionFailed, ProfileNotFound, SecretMissing
 from shared.domain.jobs import (ItemState, Job, JobItem, Reason, Selection, WorkMessage, summarize)
 from shared.domain.ports import ProfileRepository
 from shared.services.validation_runs import ALWAYS, ON_CHANGE, ValidationRuns
@@ -39,6 +39,8 @@ class JobServices:
     runs: ValidationRuns
     work: Any  # QueueWorkQueue
     clock: Callable[[], datetime]
+    #: Jobs this process has already marked started (saves a read per message).
+    _started: set = field(default_factory=set)
 
     # -- creating jobs ----------------------------------------------------------------------
     def select(self, tenant_id: str, selection: Selection) -> list[str]:
@@ -93,9 +95,7 @@ class JobServices:
             return "unknown-item"
         now = self.clock()
         if item.state.final:
-            if not item.published:
-                return self._finish_publication(msg, item, etag)
-            return "duplicate"
+            return "duplicate"  # counted once; an outcome whose publication failed waits in the outbox
         if claimed_until and claimed_until > now:
             self.work.send(msg, delay_seconds=BUSY_DELAY_SECONDS)
             return "busy"
@@ -104,7 +104,9 @@ class JobServices:
         except PreconditionFailed:
             self.work.send(msg, delay_seconds=BUSY_DELAY_SECONDS)
             return "busy"
-        self.jobs.mark_started(msg.tenant_id, msg.job_id, now)
+        if msg.job_id not in self._started:
+            self.jobs.mark_started(msg.tenant_id, msg.job_id, now)
+            self._started.add(msg.job_id)
         try:
             return self._validate(msg, item, etag)
         except Exception:
@@ -120,10 +122,14 @@ class JobServices:
             profile = self.profiles.get(msg.tenant_id, msg.profile_id)
         except ProfileNotFound:
             if item is not None:
-                self._finish(item, etag, ItemState.ERROR, "PROFILE_NOT_FOUND", "The profile no longer exists.",
-                             published=True)
+                self._finish(item, etag, ItemState.ERROR, "PROFILE_NOT_FOUND", "The profile no longer exists.")
             return "profile-not-found"
-        outcome = self.runs.run(profile, correlation_id=msg.correlation_id, max_inline_wait=0)
+        try:
+            outcome = self.runs.run(profile, correlation_id=msg.correlation_id, max_inline_wait=0)
+        except SecretMissing as exc:  # not transient: retrying cannot help
+            if item is not None:
+                self._finish(item, etag, ItemState.ERROR, "SECRET_MISSING", str(exc))
+            return "secret-missing"
         if outcome.message_id in _TRANSIENT and msg.throttled < MAX_THROTTLED:
             delay = outcome.retry_after_seconds or min(60, 2 ** (msg.throttled + 1))
             self.work.send(replace(msg, throttled=msg.throttled + 1), delay_seconds=delay)
@@ -138,28 +144,18 @@ class JobServices:
             record_id=f"{msg.job_id}-{profile.id}" if msg.job_id else None)
         state = {"passed": ItemState.PASSED, "failed": ItemState.FAILED}.get(outcome.status, ItemState.ERROR)
         if item is not None:
-            # Final first (counts once), published after: a crash in between republishes, never recounts.
-            item, etag = self._finish(item, etag, state, outcome.message_id, outcome.message,
-                                      published=not should_publish, finished_at=outcome.tested_at)
-        if should_publish and self.runs.publish(rec) and item is not None:
-            self.jobs.save_item(replace(item, published=True), etag=etag)
+            # Final before publishing: the item counts once; if the publication fails or the worker
+            # stops here, the outcome is already in the outbox and the relay publishes it.
+            self._finish(item, etag, state, outcome.message_id, outcome.message, finished_at=outcome.tested_at)
+        if should_publish:
+            self.runs.publish(rec)
         return state.value
 
     def _finish(self, item: JobItem, etag: str | None, state: ItemState, message_id: str | None, detail: str,
-                *, published: bool, finished_at: datetime | None = None) -> tuple[JobItem, str]:
+                *, finished_at: datetime | None = None) -> str:
         done = replace(item, state=state, message_id=message_id, detail=(detail or "")[:500],
-                       finished_at=finished_at or self.clock(), published=published)
-        return done, self.jobs.save_item(done, etag=etag or "*")
-
-    def _finish_publication(self, msg: WorkMessage, item: JobItem, etag: str) -> str:
-        """A previous delivery stored the outcome but crashed before publishing it."""
-        for rec in self.runs.history.list(msg.tenant_id, msg.profile_id, limit=20):
-            if rec.job_id == msg.job_id:
-                if rec.published or self.runs.publish(rec):
-                    self.jobs.save_item(replace(item, published=True), etag=etag)
-                return "republished"
-        self.jobs.save_item(replace(item, published=True), etag=etag)
-        return "duplicate"
+                       finished_at=finished_at or self.clock())
+        return self.jobs.save_item(done, etag=etag or "*")
 
     def process_poison(self, text: str) -> str:
         """A message the host gave up on: its item becomes an error instead of pending forever."""
@@ -177,7 +173,7 @@ class JobServices:
             return "already-final"
         try:
             self._finish(item, etag, ItemState.ERROR, "POISON_MESSAGE",
-                         "The validation could not be processed after repeated attempts.", published=True)
+                         "The validation could not be processed after repeated attempts.")
         except PreconditionFailed:
             return "raced"
         log.error("job item marked as error after poison", extra={"job_id": msg.job_id, "profile_id": msg.profile_id,

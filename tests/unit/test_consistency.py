@@ -57,6 +57,7 @@ HOST_SETTINGS = frozenset({
     "FUNCTIONS_EXTENSION_VERSION",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+    "PYTHON_THREADPOOL_THREAD_COUNT",  # the Python worker's thread pool (sync functions run there)
 })
 HOST_SETTING_PREFIXES = ("AzureWebJobsStorage__",)
 #: Read by devtools.local_host only (the local function/admin key, DESIGN §6); never deployed.

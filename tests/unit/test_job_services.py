@@ -124,3 +124,19 @@ def test_a_failed_attempt_releases_its_claim_so_the_host_can_retry(world):
     assert claimed_until is None
     jobs.runs.secrets.down = False
     assert jobs.process(msg.to_json()) == "passed"
+
+
+def test_a_missing_secret_is_an_error_item_not_a_retry(world):
+    jobs, probe, ids = world
+    job = jobs.create_job(T, {"profileIds": [ids[0]]}, correlation_id="c")
+    profile = jobs.profiles.get(T, ids[0])
+    del jobs.runs.secrets.versions[profile.secret.name]
+
+    def missing(ref):
+        from shared.domain.errors import SecretMissing
+
+        raise SecretMissing(ref.name)
+
+    jobs.runs.secrets.get_secret = missing
+    run_all(jobs)
+    assert jobs.get_job(T, job.id)["byMessageId"] == {"SECRET_MISSING": 1}

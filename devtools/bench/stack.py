@@ -1,0 +1,53 @@
+"""The whole product for a benchmark: Azurite, the simulator and ``function_app`` on the local host.
+
+Same wiring as the e2e fixtures (``tests/fixtures/app.py``), as a context manager that scripts can use.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import requests
+
+from devtools import azurite as azurite_launcher
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = "local-dev-key"
+
+
+@contextlib.contextmanager
+def running_stack(*, queues: dict | None = None, env: dict | None = None) -> Iterator[dict]:
+    """Yield ``{"url", "api", "sim", "azurite", "host"}`` with everything started; stop it all after."""
+    from devtools.local_host import start_local_host_process
+    from devtools.m365sim import DEMO_SCENARIO, Simulator
+
+    store = azurite_launcher.start()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-"))
+    sim = Simulator(DEMO_SCENARIO, port=0, state_dir=tmp / "sim").start()
+    host_json = json.loads((ROOT / "host.json").read_text())
+    host_json["extensions"]["queues"].update({"maxPollingInterval": "00:00:00.2", **(queues or {})})
+    (tmp / "host.json").write_text(json.dumps(host_json))
+    settings = {**sim.settings_env(), "AzureWebJobsStorage": store.connection_string, "LOCAL_FUNCTION_KEY": KEY,
+                "REVALIDATION_SPREAD_MINUTES": "0", **(env or {})}
+    host = start_local_host_process(env=settings, host_json=tmp / "host.json",
+                                    settings=ROOT / "local.settings.sample.json", timeout=60)
+    api = requests.Session()
+    api.trust_env = False
+    api.headers["x-functions-key"] = KEY
+    try:
+        yield {"url": host.url, "api": api, "sim": sim, "azurite": store, "host": host, "host_json": host_json}
+    finally:
+        api.close()
+        host.stop()
+        sim.stop()
+        store.stop()
+
+
+def percentiles(samples_ms: list[float]) -> dict[str, float]:
+    ordered = sorted(samples_ms)
+    q = statistics.quantiles(ordered, n=100, method="inclusive")
+    return {"p50": round(q[49], 2), "p95": round(q[94], 2), "n": len(ordered)}
