@@ -129,3 +129,13 @@ def test_throttling_and_outage_are_errors_with_retry_after(api, sim):
 def test_short_retry_after_is_waited_for_once(api, sim):
     sim.control.add_fault("entra.token", status=429, retryAfter=1, count=1)
     assert validation_test(api, CONTOSO, form("admin"))["status"] == "passed"
+
+
+def test_message_3_variants_per_user_and_conditional_access(api):
+    per_user = validation_test(api, CONTOSO, form("mfa"))
+    conditional = validation_test(api, CONTOSO, form("camfa"))
+    assert per_user["messageId"] == conditional["messageId"] == "MFA_ENABLED"
+    assert per_user["message"] == conditional["message"] == "This account has multi-factor authentication enabled."
+    assert "multi-factor authentication interface" in " ".join(per_user["solutions"])
+    assert "conditional access" in " ".join(conditional["solutions"]).lower()
+    assert per_user["solutions"] != conditional["solutions"]

@@ -92,8 +92,6 @@ def test_per_user_mfa_gets_the_per_user_variant(validate):
                                  "authentication for the Microsoft 365 user.",)
 
 
-@pytest.mark.xfail(strict=True, reason="the simulator answers a Conditional Access MFA requirement with AADSTS50076 "
-                                       "but without the claims challenge (capolids) real Entra ID sends; reported")
 def test_conditional_access_mfa_gets_the_conditional_access_variant(validate):
     outcome, _ = validate(CONTOSO, "camfa@contoso.onmicrosoft.com")
     assert outcome.message_id == "MFA_ENABLED"
