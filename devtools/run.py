@@ -106,6 +106,9 @@ Ctrl-C stops everything.
         print("\nStopping ...", flush=True)
         return 0
     finally:
+        # A second Ctrl-C (or make/timeout passing the signal on) must not cut the clean-up short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for child in children:  # host first: in-flight invocations finish before the rest stops
             if child.poll() is None:
                 os.killpg(child.pid, signal.SIGTERM)
