@@ -76,11 +76,7 @@ class ProfileServices:
 
     def patch_profile(self, tenant_id: str, profile_id: str, patch: Any, *, if_match: str | None,
                       correlation_id: str) -> ServiceAccountProfile:
-        if not if_match:
-            raise PreconditionRequired()
-        current = self.profiles.get(tenant_id, profile_id)
-        if if_match != "*" and if_match != current.etag:
-            raise PreconditionFailed()
+        current = self._current(tenant_id, profile_id, if_match)
         if not isinstance(patch, dict):
             parse_profile_input(patch, require_password=False)  # raises the body-type error
         merged = merge_patch(profile_as_form(current), {k: v for k, v in patch.items() if k != "password"})
@@ -113,11 +109,7 @@ class ProfileServices:
 
     def delete_profile(self, tenant_id: str, profile_id: str, *, if_match: str | None,
                        correlation_id: str) -> None:
-        if not if_match:
-            raise PreconditionRequired()
-        current = self.profiles.get(tenant_id, profile_id)
-        if if_match != "*" and if_match != current.etag:
-            raise PreconditionFailed()
+        current = self._current(tenant_id, profile_id, if_match)
         if current.secret:
             self.secrets.delete_secret(current.secret.name)  # soft delete: recoverable
         try:
@@ -139,6 +131,15 @@ class ProfileServices:
         return self.patch_profile(tenant_id, profile_id, body, if_match="*", correlation_id=correlation_id), False
 
     # -- helpers ---------------------------------------------------------------------------
+    def _current(self, tenant_id: str, profile_id: str, if_match: str | None) -> ServiceAccountProfile:
+        """The stored profile, if the caller's ``If-Match`` names it (``*``: any version)."""
+        if not if_match:
+            raise PreconditionRequired()
+        current = self.profiles.get(tenant_id, profile_id)
+        if if_match != "*" and if_match != current.etag:
+            raise PreconditionFailed()
+        return current
+
     def _apply(self, current: ServiceAccountProfile, form: ProfileInput, now: datetime) -> ServiceAccountProfile:
         updated = replace(current, name=form.name, description=form.description, mfa_enabled=form.mfa_enabled,
                           username=form.username, admin_center=form.admin_center, updated_at=now)
