@@ -138,7 +138,7 @@ class Deps:
         from shared.services.webhooks import WebhookReceiver, profile_handlers
 
         return WebhookReceiver(
-            get_key=self.secrets.get_value,
+            get_keys=self.secrets.get_values,
             events=TableWebhookEventLog(self.table(names.WEBHOOK_EVENTS_TABLE)),
             handlers=profile_handlers(self.profile_services, self._webhook_validation_request),
             replay_window_seconds=self.settings.webhook_replay_window_seconds)

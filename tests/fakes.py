@@ -117,10 +117,11 @@ class FakeSecretStore(SecretStore):
         self._check()
         self.deleted.discard(name)
 
-    def get_value(self, name):
+    def get_values(self, name, *, limit=3):
         self._check()
-        versions = self.versions.get(name)
-        return versions[-1][1] if versions and name not in self.deleted else None
+        if name in self.deleted:
+            return []
+        return [value for _, value, enabled in reversed(self.versions.get(name, [])) if enabled][:limit]
 
 
 class FakeJobRepository:

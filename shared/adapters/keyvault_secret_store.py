@@ -54,13 +54,15 @@ class KeyVaultSecretStore(SecretStore):
         except AzureError as exc:
             raise self._fail(exc, "get") from None
 
-    def get_value(self, name: str) -> str | None:
+    def get_values(self, name: str, *, limit: int = 3) -> list[str]:
         try:
-            return self._client.get_secret(name).value
+            versions = [v for v in self._client.list_properties_of_secret_versions(name) if v.enabled]
+            versions.sort(key=lambda v: v.created_on or 0, reverse=True)
+            return [self._client.get_secret(name, v.version).value or "" for v in versions[:limit]]
         except ResourceNotFoundError:
-            return None
+            return []
         except AzureError as exc:
-            raise self._fail(exc, "get") from None
+            raise self._fail(exc, "list") from None
 
     def disable_version(self, ref: SecretRef) -> None:
         try:

@@ -85,8 +85,9 @@ class SecretStore(abc.ABC):
     def recover_secret(self, name: str) -> None: ...
 
     @abc.abstractmethod
-    def get_value(self, name: str) -> str | None:
-        """Latest value of a non-profile secret (webhook keys); None when absent."""
+    def get_values(self, name: str, *, limit: int = 3) -> list[str]:
+        """Values of the newest enabled versions of a non-profile secret (webhook keys), newest
+        first; empty when absent. Several, so a key can be rotated without a gap."""
 
 
 @dataclass(frozen=True)

@@ -55,20 +55,21 @@ class WebhookEventLog(abc.ABC):
 
 @dataclass
 class WebhookReceiver:
-    get_key: Callable[[str], str | None]
+    get_keys: Callable[[str], list[str]]
     events: WebhookEventLog
     handlers: dict[str, Callable[[dict[str, Any], str], dict[str, Any]]]
     replay_window_seconds: int = 300
     clock: Callable[[], float] = time.time
-    _keys: dict[str, tuple[float, str | None]] = field(default_factory=dict)
+    _keys: dict[str, tuple[float, list[str]]] = field(default_factory=dict)
 
-    def _key(self, portal_id: str) -> str | None:
+    def _portal_keys(self, portal_id: str) -> list[str]:
+        """The portal's current keys (every enabled version of its secret), cached for a minute."""
         cached = self._keys.get(portal_id)
         if cached and self.clock() - cached[0] < 60:
             return cached[1]
-        key = self.get_key(webhook_secret_name(portal_id))
-        self._keys[portal_id] = (self.clock(), key)
-        return key
+        keys = self.get_keys(webhook_secret_name(portal_id))
+        self._keys[portal_id] = (self.clock(), keys)
+        return keys
 
     def verify(self, headers: dict[str, str], body: bytes) -> str:
         """Return the portal id, or raise :class:`Unauthorized` (the reason is logged, not returned)."""
@@ -80,8 +81,8 @@ class WebhookReceiver:
         if abs(self.clock() - int(timestamp)) > self.replay_window_seconds:
             log.warning("webhook outside replay window", extra={"portal_id": portal})
             raise Unauthorized("The signature timestamp is outside the accepted window.")
-        key = self._key(portal)
-        if not key or not hmac.compare_digest(sign(key, timestamp, body), signature):
+        keys = self._portal_keys(portal)
+        if not any(hmac.compare_digest(sign(key, timestamp, body), signature) for key in keys if key):
             log.warning("webhook signature rejected", extra={"portal_id": portal})
             raise Unauthorized("The signature does not match.")
         return portal

@@ -83,3 +83,16 @@ def test_bad_signatures_and_stale_timestamps_are_401(api, portal_key, tamper):
 def test_not_a_cloudevent_is_422(api, portal_key):
     r = send(api, {"hello": "world"})
     assert r.status_code == 422
+
+
+def test_key_rotation_old_and_new_versions_both_verify(api, app_settings, portal_key):
+    from shared.bootstrap import Deps
+    from shared.config import Settings
+
+    portal = "portal-rotation"
+    client = Deps(Settings.from_env(app_settings)).secret_client
+    client.set_secret(f"webhook-{portal}", "old-key")
+    client.set_secret(f"webhook-{portal}", "new-key")
+    e = lambda: event("com.m365profiles.profile.deleted", {"tenantId": CONTOSO, "profileId": str(uuid.uuid4())})
+    assert send(api, e(), key="old-key", portal=portal).status_code == 202
+    assert send(api, e(), key="new-key", portal=portal).status_code == 202

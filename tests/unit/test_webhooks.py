@@ -46,7 +46,7 @@ def receiver():
             raise RuntimeError("boom")
         return {"ok": True}
 
-    r = WebhookReceiver(get_key=lambda name: KEY if name == "webhook-p1" else None, events=MemoryLog(),
+    r = WebhookReceiver(get_keys=lambda name: [KEY, "previous-key"] if name == "webhook-p1" else [], events=MemoryLog(),
                         handlers={EVENT_PROFILE_DELETED: handler}, clock=lambda: NOW)
     r.calls = calls
     return r
@@ -75,6 +75,11 @@ def test_bad_signatures_and_stale_timestamps_are_rejected(receiver, tamper):
     with pytest.raises(Unauthorized):
         receiver.receive(h, b, correlation_id="c")
     assert receiver.calls == []
+
+
+def test_any_enabled_key_version_verifies_during_rotation(receiver):
+    body = event(eid="rotated")
+    assert receiver.receive(headers(body, key="previous-key"), body, correlation_id="c")["duplicate"] is False
 
 
 def test_failed_processing_does_not_swallow_the_retry(receiver):
