@@ -3,12 +3,16 @@ from pathlib import Path
 
 import azure.functions as func
 
+from functions._http import http_endpoint
+
 bp = func.Blueprint()
 PAGE = Path(__file__).with_name("static") / "admin.html"
+CSP = "default-src 'self'; script-src 'unsafe-inline' 'self'; style-src 'unsafe-inline'"
 
 
 @bp.route(route="admin", methods=["GET"])
-def admin_page(req: func.HttpRequest) -> func.HttpResponse:
+@http_endpoint
+def admin_page(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     return func.HttpResponse(PAGE.read_bytes(), status_code=200, mimetype="text/html", charset="utf-8",
-                             headers={"Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline' 'self'; "
-                                                                 "style-src 'unsafe-inline'", "Cache-Control": "no-store"})
+                             headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store",
+                                      "x-correlation-id": cid})
