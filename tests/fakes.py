@@ -132,12 +132,15 @@ class FakeJobRepository:
         self.rows = {}  # (job, profile) -> (item, claimed_until, etag)
         self._n = itertools.count(1)
 
-    def add(self, job, profile_ids):
-        from shared.domain.jobs import JobItem
-
-        for pid in profile_ids:
-            self.rows[(job.id, pid)] = (JobItem(job.id, pid), None, f"e{next(self._n)}")
+    def add(self, job):
         self.jobs[(job.tenant_id, job.id)] = job
+
+    def create_item(self, item, *, claimed_until=None):
+        if (item.job_id, item.profile_id) in self.rows:
+            raise PreconditionFailed()
+        etag = f"e{next(self._n)}"
+        self.rows[(item.job_id, item.profile_id)] = (item, claimed_until, etag)
+        return etag
 
     def get(self, tenant_id, job_id):
         from shared.domain.errors import NotFound

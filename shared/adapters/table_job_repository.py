@@ -1,8 +1,9 @@
 """Validation jobs and their items in Table Storage (``ValidationJobs``).
 
 Job rows: PartitionKey tenant, RowKey job id. Item rows: PartitionKey ``items-{jobId}``, RowKey
-profile id, created in entity-group transactions of 100. An item is claimed by a conditional
-update (ETag) before its profile is validated, so two copies of one message never both validate.
+profile id, created when a worker first claims the profile (an insert, so two copies of one message
+cannot both claim it) and then updated conditionally (ETag). A profile without an item row is
+pending; the job's total is on its row.
 """
 from __future__ import annotations
 
@@ -12,14 +13,11 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
 from shared.domain.errors import NotFound, PreconditionFailed
-from shared.domain.jobs import ItemState, Job, JobItem, Reason, Selection
-
-TRANSACTION_SIZE = 100
-
+from shared.domain.jobs import ItemState, Job, JobItem, Reason
 
 def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=timezone.utc) if value and not value.tzinfo else value
@@ -31,13 +29,13 @@ def _items_partition(job_id: str) -> str:
 
 def _job_entity(job: Job) -> dict[str, Any]:
     return {"PartitionKey": job.tenant_id, "RowKey": job.id, "Reason": job.reason.value,
-            "Selection": json.dumps(job.selection.to_dict()), "Total": job.total, "CreatedAt": job.created_at,
+            "Selection": json.dumps(job.selection), "Total": job.total, "CreatedAt": job.created_at,
             "CorrelationId": job.correlation_id, "StartedAt": job.started_at}
 
 
 def _job(e: Any) -> Job:
     return Job(id=e["RowKey"], tenant_id=e["PartitionKey"], reason=Reason(e["Reason"]),
-               selection=Selection.parse(json.loads(e["Selection"])), total=int(e["Total"]),
+               selection=json.loads(e["Selection"]), total=int(e["Total"]),
                created_at=_utc(e["CreatedAt"]), correlation_id=e.get("CorrelationId", ""),
                started_at=_utc(e.get("StartedAt")))
 
@@ -59,17 +57,16 @@ class TableJobRepository:
     def __init__(self, table: TableClient):
         self._table = table
 
-    def add(self, job: Job, profile_ids: Iterable[str]) -> None:
-        """Items first, then the job row: a job that can be read always has all its items."""
-        batch: list = []
-        for pid in profile_ids:
-            batch.append(("upsert", _item_entity(JobItem(job.id, pid)), {"mode": UpdateMode.REPLACE}))
-            if len(batch) == TRANSACTION_SIZE:
-                self._table.submit_transaction(batch)
-                batch = []
-        if batch:
-            self._table.submit_transaction(batch)
+    def add(self, job: Job) -> None:
         self._table.create_entity(_job_entity(job))
+
+    def create_item(self, item: JobItem, *, claimed_until: datetime | None = None) -> str:
+        """Insert an item (first claim, or a final state); PreconditionFailed when it exists."""
+        try:
+            meta = self._table.create_entity(_item_entity(item, claimed_until))
+        except ResourceExistsError as exc:
+            raise PreconditionFailed() from exc
+        return meta["etag"]
 
     def get(self, tenant_id: str, job_id: str) -> Job:
         try:

@@ -16,6 +16,8 @@ from shared.domain.errors import FieldError, InvalidInput
 
 MAX_PROFILE_IDS = 10_000
 WORK_MESSAGE_VERSION = 1
+#: Profile ids per fan-out message (about 13 KB of base64; a queue message holds 64 KB).
+FANOUT_CHUNK = 250
 
 
 class JobState(str, Enum):
@@ -83,9 +85,11 @@ class Selection:
                                            "filter takes lastStatus: passed, failed, error or never.")])
         return cls(last_status=status)
 
-    def to_dict(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
+        """What the job was asked for, small enough for its row (ids are counted, not listed:
+        10,000 of them would not fit a Table property)."""
         if self.profile_ids:
-            return {"profileIds": list(self.profile_ids)}
+            return {"profileIds": len(self.profile_ids)}
         if self.all:
             return {"all": True}
         return {"filter": {"lastStatus": self.last_status}}
@@ -96,7 +100,7 @@ class Job:
     id: str
     tenant_id: str
     reason: Reason
-    selection: Selection
+    selection: dict[str, Any]  # Selection.summary()
     total: int
     created_at: datetime
     correlation_id: str
@@ -131,14 +135,46 @@ class WorkMessage:
                            "correlationId": self.correlation_id, "throttled": self.throttled})
 
     @classmethod
-    def from_json(cls, text: str) -> "WorkMessage":
+    def from_json(cls, text: str) -> "WorkMessage | FanoutMessage":
         """Raises ``ValueError`` for anything that is not a version-1 envelope (it goes to poison)."""
         raw = json.loads(text)
         if not isinstance(raw, dict) or raw.get("v") != WORK_MESSAGE_VERSION:
             raise ValueError("not a version 1 work message")
+        if raw.get("kind") == "fanout":
+            return FanoutMessage(tenant_id=str(raw["tenantId"]), job_id=str(raw["jobId"]),
+                                 profile_ids=tuple(str(p) for p in raw["profileIds"]), reason=Reason(raw["reason"]),
+                                 correlation_id=str(raw.get("correlationId", "")), offset=int(raw.get("offset", 0)),
+                                 spread_step=float(raw.get("spreadStep", 0)))
         return cls(tenant_id=str(raw["tenantId"]), profile_id=str(raw["profileId"]), job_id=raw.get("jobId"),
                    reason=Reason(raw.get("reason", "batch")), correlation_id=str(raw.get("correlationId", "")),
                    throttled=int(raw.get("throttled", 0)))
+
+
+@dataclass(frozen=True)
+class FanoutMessage:
+    """A chunk of a job's profiles; the worker turns it into one :class:`WorkMessage` each.
+
+    Two levels keep job creation fast (a 10,000-profile job is 40 messages) and spread the
+    per-profile sends over the workers.
+    """
+
+    tenant_id: str
+    job_id: str
+    profile_ids: tuple[str, ...]
+    reason: Reason
+    correlation_id: str
+    offset: int = 0  #: position of the first id in the job (for spreading)
+    spread_step: float = 0.0  #: seconds of visibility delay per position
+
+    def to_json(self) -> str:
+        return json.dumps({"v": WORK_MESSAGE_VERSION, "kind": "fanout", "tenantId": self.tenant_id,
+                           "jobId": self.job_id, "profileIds": list(self.profile_ids), "reason": self.reason.value,
+                           "correlationId": self.correlation_id, "offset": self.offset,
+                           "spreadStep": self.spread_step})
+
+    def expand(self) -> list[tuple[WorkMessage, int]]:
+        return [(WorkMessage(self.tenant_id, pid, self.job_id, self.reason, self.correlation_id),
+                 int((self.offset + i) * self.spread_step)) for i, pid in enumerate(self.profile_ids)]
 
 
 @dataclass
@@ -178,7 +214,7 @@ class JobSummary:
         eta = self.eta(now)
         return {
             "id": self.job.id, "tenantId": self.job.tenant_id, "reason": self.job.reason.value,
-            "selection": self.job.selection.to_dict(), "state": self.state.value,
+            "selection": self.job.selection, "state": self.state.value,
             "total": self.total, "done": self.done, "passed": self.passed, "failed": self.failed,
             "errors": self.errors, "throttled": self.throttled,
             "byMessageId": {k: len(v) for k, v in sorted(self.by_message_id.items())},

@@ -1,9 +1,11 @@
 """Batch checks and scheduled revalidation over the ``validation-requests`` queue.
 
-Exactness under redelivery: each (job, profile) has one item row. The worker claims the item with
-a conditional update before validating, writes its final state once, and publishes once; a copy of
-the message that arrives later finds the item final and does nothing. A copy that arrives while
-another is running is put back with a delay instead of validating twice.
+Fan-out: a job is created as its row plus one fan-out message per 250 profiles; the worker turns
+each into one message per profile. Exactness under redelivery: each (job, profile) gets one item
+row, inserted by the worker that claims it (an insert cannot succeed twice) or updated under its
+ETag; the worker writes the final state once and publishes once, so a copy of the message that
+arrives later finds the item final and does nothing, and a copy that arrives while another is
+running is put back with a delay instead of validating twice.
 
 Throttling: an upstream 429/503 with ``Retry-After`` does not fail the message; the worker sends
 a copy with that visibility delay (``throttled`` + 1) and completes the original, so the message
@@ -18,7 +20,8 @@ from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from shared.domain.errors import NotFound, PreconditionFailed, ProfileNotFound, SecretMissing
-from shared.domain.jobs import (ItemState, Job, JobItem, Reason, Selection, WorkMessage, summarize)
+from shared.domain.jobs import (FANOUT_CHUNK, FanoutMessage, ItemState, Job, JobItem, Reason, Selection,
+                                WorkMessage, summarize)
 from shared.domain.ports import ProfileRepository
 from shared.services.validation_runs import ALWAYS, ON_CHANGE, ValidationRuns
 
@@ -51,19 +54,21 @@ class JobServices:
 
     def create_job(self, tenant_id: str, body: Any, *, correlation_id: str, reason: Reason = Reason.BATCH,
                    profile_ids: list[str] | None = None, spread_seconds: int = 0) -> Job:
-        """Create the job and its items, then enqueue one message per profile.
+        """Create the job row, then enqueue its profiles in fan-out chunks (the worker sends one
+        message per profile from each chunk).
 
-        :param spread_seconds: spread the messages' visibility evenly over this window
-            (scheduled runs), instead of releasing them all at once.
+        :param spread_seconds: spread the per-profile messages' visibility evenly over this
+            window (scheduled runs), instead of releasing them all at once.
         """
         selection = Selection.parse(body) if profile_ids is None else Selection(all=True)
         ids = profile_ids if profile_ids is not None else self.select(tenant_id, selection)
-        job = Job(id=str(uuid.uuid4()), tenant_id=tenant_id, reason=reason, selection=selection, total=len(ids),
+        job = Job(id=str(uuid.uuid4()), tenant_id=tenant_id, reason=reason, selection=selection.summary(), total=len(ids),
                   created_at=self.clock(), correlation_id=correlation_id)
-        self.jobs.add(job, ids)
-        step = spread_seconds / len(ids) if ids and spread_seconds else 0
+        self.jobs.add(job)
+        step = spread_seconds / len(ids) if ids and spread_seconds else 0.0
         sent = self.work.send_many(
-            (WorkMessage(tenant_id, pid, job.id, reason, correlation_id), int(i * step)) for i, pid in enumerate(ids))
+            (FanoutMessage(tenant_id, job.id, tuple(ids[i:i + FANOUT_CHUNK]), reason, correlation_id, offset=i,
+                           spread_step=step), 0) for i in range(0, len(ids), FANOUT_CHUNK))
         log.info("validation job created", extra={"correlation_id": correlation_id, "tenant_id": tenant_id,
                                                   "job_id": job.id, "total": job.total, "sent": sent,
                                                   "reason": reason.value})
@@ -85,28 +90,42 @@ class JobServices:
             self.work.send_to_poison(text)
             log.error("unreadable work message moved to poison")
             return "poisoned"
+        if isinstance(msg, FanoutMessage):
+            # A redelivered chunk sends its messages again: harmless, each profile is claimed once.
+            return f"fanned out {self.work.send_many(msg.expand())}"
         if msg.job_id is None:
             return self._validate(msg, None, None)
+        now = self.clock()
+        if msg.job_id not in self._started:
+            try:
+                self.jobs.get(msg.tenant_id, msg.job_id)
+            except NotFound:
+                log.warning("work message for an unknown job dropped",
+                            extra={"correlation_id": msg.correlation_id, "job_id": msg.job_id})
+                return "unknown-job"
+            self.jobs.mark_started(msg.tenant_id, msg.job_id, now)
+            self._started.add(msg.job_id)
+        claim_until = now + timedelta(seconds=CLAIM_SECONDS)
         try:
             item, claimed_until, etag = self.jobs.get_item(msg.job_id, msg.profile_id)
         except NotFound:
-            log.warning("work message for an unknown job item dropped",
-                        extra={"correlation_id": msg.correlation_id, "job_id": msg.job_id})
-            return "unknown-item"
-        now = self.clock()
-        if item.state.final:
-            return "duplicate"  # counted once; an outcome whose publication failed waits in the outbox
-        if claimed_until and claimed_until > now:
-            self.work.send(msg, delay_seconds=BUSY_DELAY_SECONDS)
-            return "busy"
-        try:
-            etag = self.jobs.save_item(item, etag=etag, claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
-        except PreconditionFailed:
-            self.work.send(msg, delay_seconds=BUSY_DELAY_SECONDS)
-            return "busy"
-        if msg.job_id not in self._started:
-            self.jobs.mark_started(msg.tenant_id, msg.job_id, now)
-            self._started.add(msg.job_id)
+            item = JobItem(msg.job_id, msg.profile_id)
+            try:
+                etag = self.jobs.create_item(item, claimed_until=claim_until)
+            except PreconditionFailed:  # another copy claimed it a moment ago
+                self.work.send(msg, delay_seconds=BUSY_DELAY_SECONDS)
+                return "busy"
+        else:
+            if item.state.final:
+                return "duplicate"  # counted once; an outcome whose publication failed waits in the outbox
+            if claimed_until and claimed_until > now:
+                self.work.send(msg, delay_seconds=BUSY_DELAY_SECONDS)
+                return "busy"
+            try:
+                etag = self.jobs.save_item(item, etag=etag, claimed_until=claim_until)
+            except PreconditionFailed:
+                self.work.send(msg, delay_seconds=BUSY_DELAY_SECONDS)
+                return "busy"
         try:
             return self._validate(msg, item, etag)
         except Exception:
@@ -163,21 +182,34 @@ class JobServices:
             msg = WorkMessage.from_json(text)
         except (ValueError, KeyError, TypeError):
             return "unreadable"
+        if isinstance(msg, FanoutMessage):
+            # The chunk could not be expanded: every profile in it is an error of the job.
+            marked = [self._poison_item(msg.job_id, pid, msg.correlation_id) for pid in msg.profile_ids]
+            return f"errors {marked.count('error')}"
         if msg.job_id is None:
             return "no-job"
+        return self._poison_item(msg.job_id, msg.profile_id, msg.correlation_id)
+
+    def _poison_item(self, job_id: str, profile_id: str, correlation_id: str) -> str:
+        detail = "The validation could not be processed after repeated attempts."
         try:
-            item, _, etag = self.jobs.get_item(msg.job_id, msg.profile_id)
+            item, _, etag = self.jobs.get_item(job_id, profile_id)
         except NotFound:
-            return "unknown-item"
-        if item.state.final:
-            return "already-final"
-        try:
-            self._finish(item, etag, ItemState.ERROR, "POISON_MESSAGE",
-                         "The validation could not be processed after repeated attempts.")
-        except PreconditionFailed:
-            return "raced"
-        log.error("job item marked as error after poison", extra={"job_id": msg.job_id, "profile_id": msg.profile_id,
-                                                                  "correlation_id": msg.correlation_id})
+            try:
+                self.jobs.create_item(JobItem(job_id, profile_id, ItemState.ERROR, "POISON_MESSAGE", detail=detail,
+                                              finished_at=self.clock()))
+            except PreconditionFailed:
+                return "raced"
+            item = None
+        if item is not None:
+            if item.state.final:
+                return "already-final"
+            try:
+                self._finish(item, etag, ItemState.ERROR, "POISON_MESSAGE", detail)
+            except PreconditionFailed:
+                return "raced"
+        log.error("job item marked as error after poison", extra={"job_id": job_id, "profile_id": profile_id,
+                                                                  "correlation_id": correlation_id})
         return "error"
 
     # -- scheduled revalidation -------------------------------------------------------------

@@ -35,6 +35,16 @@ def world():
     return jobs, probe, ids
 
 
+def fan_out(jobs):
+    """Let the worker expand the job's fan-out chunks into per-profile messages."""
+    from shared.domain.jobs import FanoutMessage
+
+    chunks = [m for m, _ in jobs.work.sent if isinstance(m, FanoutMessage)]
+    jobs.work.sent = [(m, d) for m, d in jobs.work.sent if not isinstance(m, FanoutMessage)]
+    for chunk in chunks:
+        assert jobs.process(chunk.to_json()).startswith("fanned out")
+
+
 def run_all(jobs):
     """Deliver every queued message once (like the host would), including re-sent copies."""
     while jobs.work.sent:
@@ -45,6 +55,7 @@ def run_all(jobs):
 def test_job_counts_exact_and_redelivery_is_a_no_op(world):
     jobs, probe, ids = world
     job = jobs.create_job(T, {"all": True}, correlation_id="c")
+    fan_out(jobs)
     messages = [m for m, _ in jobs.work.sent]
     run_all(jobs)
     for m in messages:  # every message delivered a second time
@@ -59,6 +70,7 @@ def test_throttled_message_goes_back_with_retry_after_and_is_not_failed(world):
     jobs, probe, ids = world
     probe.answer("sign_in_modern", failed("sign_in_modern", None, status=429, retry_after=42))
     job = jobs.create_job(T, {"profileIds": [ids[0]]}, correlation_id="c")
+    fan_out(jobs)
     msg, _ = jobs.work.sent.pop(0)
     assert jobs.process(msg.to_json()) == "throttled"
     (copy, delay), = jobs.work.sent
@@ -71,6 +83,7 @@ def test_throttled_message_goes_back_with_retry_after_and_is_not_failed(world):
 def test_poison_marks_item_as_error_and_unreadable_goes_to_poison(world):
     jobs, probe, ids = world
     job = jobs.create_job(T, {"profileIds": ids[:2]}, correlation_id="c")
+    fan_out(jobs)
     first, _ = jobs.work.sent.pop(0)
     assert jobs.process_poison(first.to_json()) == "error"
     run_all(jobs)
@@ -83,9 +96,11 @@ def test_poison_marks_item_as_error_and_unreadable_goes_to_poison(world):
 def test_a_copy_arriving_while_claimed_waits(world):
     jobs, probe, ids = world
     jobs.create_job(T, {"profileIds": [ids[0]]}, correlation_id="c")
+    fan_out(jobs)
     msg, _ = jobs.work.sent.pop(0)
-    item, _, etag = jobs.jobs.get_item(msg.job_id, msg.profile_id)
-    jobs.jobs.save_item(item, etag=etag, claimed_until=Clock.now + timedelta(seconds=60))
+    from shared.domain.jobs import JobItem
+
+    jobs.jobs.create_item(JobItem(msg.job_id, msg.profile_id), claimed_until=Clock.now + timedelta(seconds=60))
     assert jobs.process(msg.to_json()) == "busy"
     assert jobs.work.sent[0][1] > 0
 
@@ -104,6 +119,7 @@ def test_scheduled_run_publishes_only_changes(world):
                  failed("sign_in_modern", "AADSTS50126", status=400))
     created = jobs.schedule_revalidation(max_age_hours=24, spread_seconds=600, correlation_id="c")
     assert [j.total for j in created] == [2]
+    fan_out(jobs)
     assert sorted(d for _, d in jobs.work.sent) == [0, 300]
     assert all(m.reason is Reason.SCHEDULED for m, _ in jobs.work.sent)
     run_all(jobs)
@@ -116,6 +132,7 @@ def test_scheduled_run_publishes_only_changes(world):
 def test_a_failed_attempt_releases_its_claim_so_the_host_can_retry(world):
     jobs, probe, ids = world
     jobs.create_job(T, {"profileIds": [ids[0]]}, correlation_id="c")
+    fan_out(jobs)
     msg, _ = jobs.work.sent.pop(0)
     jobs.runs.secrets.down = True
     with pytest.raises(Exception):
@@ -140,3 +157,15 @@ def test_a_missing_secret_is_an_error_item_not_a_retry(world):
     jobs.runs.secrets.get_secret = missing
     run_all(jobs)
     assert jobs.get_job(T, job.id)["byMessageId"] == {"SECRET_MISSING": 1}
+
+
+def test_fanout_chunks_and_a_poisoned_chunk_marks_its_profiles(world):
+    from shared.domain.jobs import FANOUT_CHUNK, FanoutMessage
+
+    jobs, probe, ids = world
+    many = [str(__import__("uuid").uuid4()) for _ in range(FANOUT_CHUNK + 10)]
+    job = jobs.create_job(T, {"profileIds": many}, correlation_id="c")
+    chunks = [m for m, _ in jobs.work.sent]
+    assert [len(c.profile_ids) for c in chunks] == [FANOUT_CHUNK, 10] and all(isinstance(c, FanoutMessage) for c in chunks)
+    assert jobs.process_poison(chunks[1].to_json()) == "errors 10"
+    assert jobs.get_job(T, job.id)["errors"] == 10
