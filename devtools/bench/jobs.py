@@ -11,6 +11,7 @@ host runs at once: min(worker threads, batchSize + newBatchThreshold).
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +39,6 @@ def main(argv: list[str] | None = None) -> None:
         api, url, control = stack["api"], stack["url"], stack["sim"].control
         queues = stack["host_json"]["extensions"]["queues"]
         import json
-        import os
 
         threads_setting = json.loads(open("local.settings.sample.json").read())["Values"].get(
             "PYTHON_THREADPOOL_THREAD_COUNT") or str(min(32, (os.cpu_count() or 1) + 4))
@@ -61,8 +61,9 @@ def main(argv: list[str] | None = None) -> None:
             control.add_fault(family, latencyMs=args.latency)
         control.clear_counters()
 
-        host_pid = stack["host"].process.pid
+        host_pid, azurite_pid = stack["host"].process.pid, stack["azurite"].process.pid
         cpu_before = _cpu_seconds(host_pid)
+        azurite_before, own_before = _cpu_seconds(azurite_pid), sum(os.times()[:2])
         t = time.perf_counter()
         r = api.post(f"{url}/api/tenants/{TENANT}/validation-jobs", json={"profileIds": ids})
         assert r.status_code == 202, r.text
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> None:
             time.sleep(0.25)
         wall = time.perf_counter() - t
         cpu = _cpu_seconds(host_pid) - cpu_before
+        azurite_cpu, own_cpu = _cpu_seconds(azurite_pid) - azurite_before, sum(os.times()[:2]) - own_before
         counters = control.counters()
         upstream = sum(v.get("requests", 0) for k, v in counters.items() if k.split(".")[0] in ("entra", "graph"))
         rate = job["done"] / wall
@@ -84,6 +86,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  enqueue (202) {enqueued:.2f} s; wall time {wall:.1f} s; {rate:.1f} validations/s")
         print(f"  upstream requests per validation {upstream / job['done']:.2f}; host CPU "
               f"{cpu * 1000 / job['done']:.1f} ms per validation ({cpu / wall:.2f} cores busy on average)")
+        print(f"  machine: host {cpu / wall:.2f} + Azurite {azurite_cpu / wall:.2f} + simulator and this script "
+              f"{own_cpu / wall:.2f} = {(cpu + azurite_cpu + own_cpu) / wall:.2f} of {os.cpu_count()} cores busy")
         print(f"  bound = concurrency {concurrency} / ({UPSTREAM_PER_VALIDATION} x {args.latency} ms) = "
               f"{bound:.1f} validations/s -> ratio {rate / bound:.2f}")
 

@@ -106,16 +106,14 @@ class JobServices:
             self.jobs.mark_started(msg.tenant_id, msg.job_id, now)
             self._started.add(msg.job_id)
         claim_until = now + timedelta(seconds=CLAIM_SECONDS)
-        try:
-            item, claimed_until, etag = self.jobs.get_item(msg.job_id, msg.profile_id)
-        except NotFound:
-            item = JobItem(msg.job_id, msg.profile_id)
+        item = JobItem(msg.job_id, msg.profile_id)
+        try:  # the first delivery inserts its claim: one call, and only one copy can succeed
+            etag = self.jobs.create_item(item, claimed_until=claim_until)
+        except PreconditionFailed:
             try:
-                etag = self.jobs.create_item(item, claimed_until=claim_until)
-            except PreconditionFailed:  # another copy claimed it a moment ago
-                self.work.send(msg, delay_seconds=BUSY_DELAY_SECONDS)
-                return "busy"
-        else:
+                item, claimed_until, etag = self.jobs.get_item(msg.job_id, msg.profile_id)
+            except NotFound:  # deleted in between: let the host retry
+                raise PreconditionFailed() from None
             if item.state.final:
                 return "duplicate"  # counted once; an outcome whose publication failed waits in the outbox
             if claimed_until and claimed_until > now:
