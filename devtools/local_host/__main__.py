@@ -23,6 +23,20 @@ from devtools.local_host.settings import apply_to_environ, read_local_settings
 DEFAULT_PORT = 7071
 
 
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
+
+
+class DimensionsFormatter(logging.Formatter):
+    """Appends a record's ``extra`` fields as ``{json}``: what Azure shows as customDimensions."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+
+        line = super().format(record)
+        dims = {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
+        return f"{line} {json.dumps(dims, default=str, sort_keys=True)}" if dims else line
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m devtools.local_host", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -39,8 +53,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(DimensionsFormatter("[%(asctime)s] %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
     logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
     log = logging.getLogger("devtools.local_host")
     local = read_local_settings(args.settings)

@@ -42,3 +42,17 @@ def test_correlation_id_is_echoed_or_generated(api):
     assert given.headers["x-correlation-id"] == "portal-req-42"
     generated = api.get(f"/api/tenants/{CONTOSO}/profiles", headers={"x-correlation-id": "bad value with spaces"})
     assert generated.headers["x-correlation-id"] != "bad value with spaces" and len(generated.headers["x-correlation-id"]) == 36
+
+
+def test_log_lines_carry_structured_dimensions(api, app_host):
+    api.post(f"/api/tenants/{CONTOSO}/profiles", headers={"x-correlation-id": "dims-check-1"},
+             json={"name": "dims " + __import__("uuid").uuid4().hex, "username": "admin@contoso.onmicrosoft.com",
+                   "password": "Demo-Passw0rd!"})
+    import json
+    import time
+
+    time.sleep(0.5)
+    lines = [l for l in app_host.output.splitlines() if "profile created" in l and "dims-check-1" in l]
+    assert lines, app_host.output[-2000:]
+    dims = json.loads(lines[-1][lines[-1].index("{"):])
+    assert dims["correlation_id"] == "dims-check-1" and dims["tenant_id"] == CONTOSO and dims["kind"] == "common"
