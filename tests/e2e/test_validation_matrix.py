@@ -7,13 +7,9 @@ import uuid
 
 import pytest
 
-from tests.fixtures.app import CONTOSO, FABRIKAM
-
-PW = "Demo-Passw0rd!"
-APP_PW = "qwertyuiopasdfgh"
-NORTHWIND = "33333333-3333-4333-8333-333333333333"
-TAILSPIN = "44444444-4444-4444-8444-444444444444"
-ADATUM = "66666666-6666-4666-8666-666666666666"
+from tests.demo import ADATUM, CONTOSO, FABRIKAM, NORTHWIND, TAILSPIN
+from tests.demo import APP_PASSWORD as APP_PW
+from tests.demo import PASSWORD as PW
 RESERVED = "203.0.113.0/28"
 
 

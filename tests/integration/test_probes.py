@@ -16,14 +16,7 @@ from shared.domain.profile import AdminCenter, AdminCenterMode, Password
 from shared.domain.validation import USER_ROLE_NOTE_MFA, ValidationForm
 from shared.services.validation import run_validation_test
 
-CONTOSO = "11111111-1111-4111-8111-111111111111"
-FABRIKAM = "22222222-2222-4222-8222-222222222222"
-NORTHWIND = "33333333-3333-4333-8333-333333333333"
-TAILSPIN = "44444444-4444-4444-8444-444444444444"
-LITWARE = "55555555-5555-4555-8555-555555555555"
-ADATUM = "66666666-6666-4666-8666-666666666666"
-PASSWORD = "Demo-Passw0rd!"
-APP_PASSWORD = "qwertyuiopasdfgh"
+from tests.demo import ADATUM, APP_PASSWORD, CONTOSO, FABRIKAM, LITWARE, NORTHWIND, PASSWORD, TAILSPIN
 CONTOSO_ADMIN = "https://contoso-admin.sharepoint.com"
 
 
