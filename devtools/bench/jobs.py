@@ -34,15 +34,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--profiles", type=int, default=2000)
     parser.add_argument("--latency", type=int, default=100)
+    parser.add_argument("--instances", type=int, default=1,
+                        help="local host processes polling the queue (Function App instances after scale-out)")
     args = parser.parse_args(argv)
-    with running_stack() as stack:
+    with running_stack(instances=args.instances) as stack:
         api, url, control = stack["api"], stack["url"], stack["sim"].control
         queues = stack["host_json"]["extensions"]["queues"]
         import json
 
         threads_setting = json.loads(open("local.settings.sample.json").read())["Values"].get(
             "PYTHON_THREADPOOL_THREAD_COUNT") or str(min(32, (os.cpu_count() or 1) + 4))
-        concurrency = min(int(threads_setting), queues["batchSize"] + queues["newBatchThreshold"])
+        concurrency = args.instances * min(int(threads_setting), queues["batchSize"] + queues["newBatchThreshold"])
 
         def create(i: int) -> str:
             r = api.post(f"{url}/api/tenants/{TENANT}/profiles", json={
@@ -61,8 +63,8 @@ def main(argv: list[str] | None = None) -> None:
             control.add_fault(family, latencyMs=args.latency)
         control.clear_counters()
 
-        host_pid, azurite_pid = stack["host"].process.pid, stack["azurite"].process.pid
-        cpu_before = _cpu_seconds(host_pid)
+        host_pids, azurite_pid = [h.process.pid for h in stack["hosts"]], stack["azurite"].process.pid
+        cpu_before = sum(map(_cpu_seconds, host_pids))
         azurite_before, own_before = _cpu_seconds(azurite_pid), sum(os.times()[:2])
         t = time.perf_counter()
         r = api.post(f"{url}/api/tenants/{TENANT}/validation-jobs", json={"profileIds": ids})
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
                 break
             time.sleep(0.25)
         wall = time.perf_counter() - t
-        cpu = _cpu_seconds(host_pid) - cpu_before
+        cpu = sum(map(_cpu_seconds, host_pids)) - cpu_before
         azurite_cpu, own_cpu = _cpu_seconds(azurite_pid) - azurite_before, sum(os.times()[:2]) - own_before
         counters = control.counters()
         upstream = sum(v.get("requests", 0) for k, v in counters.items() if k.split(".")[0] in ("entra", "graph"))
@@ -86,9 +88,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  enqueue (202) {enqueued:.2f} s; wall time {wall:.1f} s; {rate:.1f} validations/s")
         print(f"  upstream requests per validation {upstream / job['done']:.2f}; host CPU "
               f"{cpu * 1000 / job['done']:.1f} ms per validation ({cpu / wall:.2f} cores busy on average)")
-        print(f"  machine: host {cpu / wall:.2f} + Azurite {azurite_cpu / wall:.2f} + simulator and this script "
+        print(f"  machine: {args.instances} host process(es) {cpu / wall:.2f} + Azurite {azurite_cpu / wall:.2f} + simulator and this script "
               f"{own_cpu / wall:.2f} = {(cpu + azurite_cpu + own_cpu) / wall:.2f} of {os.cpu_count()} cores busy")
-        print(f"  bound = concurrency {concurrency} / ({UPSTREAM_PER_VALIDATION} x {args.latency} ms) = "
+        print(f"  bound = concurrency {concurrency} ({args.instances} x min(threads, batchSize + newBatchThreshold)) / ({UPSTREAM_PER_VALIDATION} x {args.latency} ms) = "
               f"{bound:.1f} validations/s -> ratio {rate / bound:.2f}")
 
 

@@ -20,8 +20,12 @@ KEY = "local-dev-key"
 
 
 @contextlib.contextmanager
-def running_stack(*, queues: dict | None = None, env: dict | None = None) -> Iterator[dict]:
-    """Yield ``{"url", "api", "sim", "azurite", "host"}`` with everything started; stop it all after."""
+def running_stack(*, queues: dict | None = None, env: dict | None = None, instances: int = 1) -> Iterator[dict]:
+    """Yield ``{"url", "api", "sim", "azurite", "host", "hosts"}`` with everything started; stop it all after.
+
+    :param instances: local host processes on the same storage, like Function App instances after
+        scale-out (each polls the queues; ``url`` is the first one's).
+    """
     from devtools.local_host import start_local_host_process
     from devtools.m365sim import DEMO_SCENARIO, Simulator
 
@@ -33,16 +37,20 @@ def running_stack(*, queues: dict | None = None, env: dict | None = None) -> Ite
     (tmp / "host.json").write_text(json.dumps(host_json))
     settings = {**sim.settings_env(), "AzureWebJobsStorage": store.connection_string, "LOCAL_FUNCTION_KEY": KEY,
                 "REVALIDATION_SPREAD_MINUTES": "0", **(env or {})}
-    host = start_local_host_process(env=settings, host_json=tmp / "host.json",
-                                    settings=ROOT / "local.settings.sample.json", timeout=60)
+    hosts = [start_local_host_process(env=settings, host_json=tmp / "host.json",
+                                      settings=ROOT / "local.settings.sample.json", timeout=60)
+             for _ in range(instances)]
+    host = hosts[0]
     api = requests.Session()
     api.trust_env = False
     api.headers["x-functions-key"] = KEY
     try:
-        yield {"url": host.url, "api": api, "sim": sim, "azurite": store, "host": host, "host_json": host_json}
+        yield {"url": host.url, "api": api, "sim": sim, "azurite": store, "host": host, "hosts": hosts,
+               "host_json": host_json}
     finally:
         api.close()
-        host.stop()
+        for h in hosts:
+            h.stop()
         sim.stop()
         store.stop()
 

@@ -271,6 +271,7 @@ class _DiscoveryOnlyCache(dict):
 
 _APPS: dict[tuple[str, str], msal.PublicClientApplication] = {}
 _APPS_LOCK = threading.Lock()
+_APP_LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _BRIDGE = _MsalHttpBridge()
 
 
@@ -279,12 +280,17 @@ def msal_app(authority: str, client_id: str) -> msal.PublicClientApplication:
     discovery raises when the tenant does not exist, and then nothing is cached)."""
     key = (authority.lower(), client_id.lower())
     app = _APPS.get(key)
-    if app is None:
-        app = msal.PublicClientApplication(
-            client_id, authority=authority, http_client=_BRIDGE, instance_discovery=False,
-            token_cache=_NoTokenCache(), http_cache=_DiscoveryOnlyCache())
-        with _APPS_LOCK:
-            app = _APPS.setdefault(key, app)
+    if app is not None:
+        return app
+    with _APPS_LOCK:
+        key_lock = _APP_LOCKS.setdefault(key, threading.Lock())
+    with key_lock:  # one discovery per authority, not one per thread that arrives at once
+        app = _APPS.get(key)
+        if app is None:
+            app = msal.PublicClientApplication(
+                client_id, authority=authority, http_client=_BRIDGE, instance_discovery=False,
+                token_cache=_NoTokenCache(), http_cache=_DiscoveryOnlyCache())
+            _APPS[key] = app
     return app
 
 
