@@ -111,6 +111,14 @@ def test_etags_428_and_412(api):
     assert api.get(url).status_code == 404
 
 
+def test_delete_soft_deletes_the_secret(api, m365sim):
+    p = create(api).json()
+    name = f"profile-{CONTOSO}-{p['id']}"
+    assert m365sim.control.vault("demo")[name]["deleted"] is False
+    assert api.delete(f"/api/tenants/{CONTOSO}/profiles/{p['id']}", headers={"If-Match": p["etag"]}).status_code == 204
+    assert m365sim.control.vault("demo")[name]["deleted"] is True  # recoverable, not purged
+
+
 def test_tenant_isolation(api):
     p = create(api).json()
     for method in ("get", "patch", "delete"):
