@@ -30,7 +30,7 @@ def get_validation_job(req: func.HttpRequest, cid: str) -> func.HttpResponse:
 
 @bp.queue_trigger(arg_name="msg", queue_name=names.VALIDATION_REQUESTS_QUEUE, connection=names.STORAGE_CONNECTION)
 def validation_worker(msg: func.QueueMessage) -> None:
-    result = bootstrap.deps().job_services.process(msg.get_body().decode("utf-8"), dequeue_count=msg.dequeue_count)
+    result = bootstrap.deps().job_services.process(msg.get_body().decode("utf-8"))
     log.info("work message %s: %s", msg.id, result)
 
 

@@ -79,7 +79,7 @@ class JobServices:
         return summarize(job, self.jobs.items(job.id)).to_dict(self.clock())
 
     # -- the worker -------------------------------------------------------------------------
-    def process(self, text: str, *, dequeue_count: int = 1) -> str:
+    def process(self, text: str) -> str:
         """Handle one ``validation-requests`` message. Returns what happened (for the log line).
 
         Raises only for transient storage trouble (the host retries, then poisons).
