@@ -92,3 +92,20 @@ def test_canary_passwords_appear_nowhere(api, app_host, storage_dump):
         assert canary not in stored
         assert canary not in log
     assert cid in log  # the correlation id does reach the log
+
+
+def test_legacy_apps_blocked_adds_the_ghost_guest_users_limitation(api, sim):
+    from tests.demo import NORTHWIND
+
+    p = api.post(f"/api/tenants/{NORTHWIND}/profiles", json={
+        "name": unique("northwind"), "mfaEnabled": True, "username": "mfa@northwind.onmicrosoft.com",
+        "password": APP_PW, "adminCenter": {"mode": "custom", "url": "https://northwind-admin.sharepoint.com"}}).json()
+    assert "NO_GHOST_GUEST_USERS_RULE" not in p["limitations"]
+    out = api.post(f"/api/tenants/{NORTHWIND}/profiles/{p['id']}/validate").json()
+    assert out["messageId"] == "LEGACY_AUTH_BLOCKED"
+    after = api.get(f"/api/tenants/{NORTHWIND}/profiles/{p['id']}").json()
+    assert "NO_GHOST_GUEST_USERS_RULE" in after["limitations"]
+    assert any("Ghost Guest Users rule" in d["text"] for d in after["limitationDetails"])
+    sim.control.patch_tenant(NORTHWIND, {"legacyAuth": {"blockLegacyApps": False}})
+    assert api.post(f"/api/tenants/{NORTHWIND}/profiles/{p['id']}/validate").json()["status"] == "passed"
+    assert "NO_GHOST_GUEST_USERS_RULE" not in api.get(f"/api/tenants/{NORTHWIND}/profiles/{p['id']}").json()["limitations"]
