@@ -702,3 +702,11 @@ def test_function_app_storage_and_key_vault_send_diagnostics():
             scopes.add(str(body["scope"]))
     assert {"functionApp", "storage", "vault", "storage::blobServices", "storage::queueServices",
             "storage::tableServices"} <= scopes
+
+
+def test_readme_explains_every_setting():
+    """README's settings table names every setting of the contract and of the sample."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    names = {s.name for s in SETTINGS} | set(sample_values()) - {"FUNCTIONS_WORKER_RUNTIME"}
+    missing = sorted(n for n in names if f"`{n}`" not in readme)
+    assert not missing, f"README.md does not explain: {missing}"
