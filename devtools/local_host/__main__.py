@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, on_signal)
 
     app = load_app(args.app)
-    host = LocalHost(app, host_config=config, port=port, script_root=os.getcwd(), grace=args.grace)
+    host = LocalHost(app, host_config=config, port=port, script_root=os.getcwd(), grace=args.grace,
+                     app_spec=args.app)
     host.start()
     print(f"{READY_LINE}{host.url}\n\nFunctions:\n", flush=True)
     for line in host.describe():

@@ -21,6 +21,7 @@ from devtools.local_host.routing import RouteTemplate, RouteTemplateError
 from devtools.local_host.settings import AppSettings
 from devtools.local_host.timers import ScheduleError, TimerListener, schedule_for, timer_datum
 from devtools.local_host.web import HttpFrontEnd, methods_of, route_of
+from devtools.local_host.workers import WorkerPool, app_spec_of, process_count
 
 logger = logging.getLogger(__name__)
 
@@ -46,19 +47,25 @@ class LocalHost:
     :param message_lease: how long a fetched queue message stays hidden while its function runs
         (renewed at half that); the real host uses 10 minutes.
     :param grace: default grace period of ``stop``.
+    :param app_spec: ``module:attribute`` of ``app``, which worker processes import when
+        ``FUNCTIONS_WORKER_PROCESS_COUNT`` is above 1; found in ``sys.modules`` when not given.
     """
 
     def __init__(self, app: Any, *, settings: Mapping[str, str] | None = None,
                  host_config: Mapping[str, Any] | HostConfig | None = None, port: int = 0,
                  bind: str = "127.0.0.1", script_root: str | None = None,
-                 message_lease: float = DEFAULT_MESSAGE_LEASE, grace: float = DEFAULT_GRACE):
+                 message_lease: float = DEFAULT_MESSAGE_LEASE, grace: float = DEFAULT_GRACE,
+                 app_spec: str | None = None):
         self.settings = AppSettings(settings)
+        self.worker_process_count = process_count(self.settings)
+        self._app_spec = app_spec or (app_spec_of(app) if self.worker_process_count > 1 else None)
+        self._script_root = script_root or os.getcwd()
         self.config = host_config if isinstance(host_config, HostConfig) else HostConfig.from_dict(host_config)
         self._requested_port, self._bind = port, bind
         self._message_lease, self._grace = message_lease, grace
         self.invocations = InvocationLog()
         functions, self.function_errors = index_app(app, self.settings, only=self.config.functions,
-                                                    directory=script_root or os.getcwd())
+                                                    directory=self._script_root)
         self.functions = [fn for fn in functions if self._host_accepts(fn)]
         self._by_name = {fn.name.lower(): fn for fn in self.functions}
         self._schedules = {fn.name: schedule_for(fn, self.settings)
@@ -68,6 +75,7 @@ class LocalHost:
         self._port: int | None = None
         self._serving = False  # True between a complete start and the beginning of stop
         self._tasks: set[asyncio.Task] = set()
+        self._workers: WorkerPool | None = None
 
     def _host_accepts(self, fn: IndexedFunction) -> bool:
         """Binding checks the host makes at start; a function that fails them is listed in error."""
@@ -203,8 +211,17 @@ class LocalHost:
     async def _start(self) -> None:
         workers = default_thread_count(self.settings)
         self._executor = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="local-host-worker")
+        if self.worker_process_count > 1:  # sync functions run there; async ones stay on this loop
+            pool = WorkerPool(self.worker_process_count, app_spec=self._app_spec,
+                              settings=self.settings.explicit, only=self.config.functions,
+                              directory=self._script_root, threads=workers)
+            try:
+                self._workers = await asyncio.to_thread(pool.start, asyncio.get_running_loop())
+            except BaseException:
+                self._executor.shutdown(wait=False)
+                raise
         self._clients = QueueClients(self.settings)
-        self._invoker = Invoker(executor=self._executor, log=self.invocations,
+        self._invoker = Invoker(executor=self._executor, log=self.invocations, workers=self._workers,
                                 sinks={"queue": QueueOutputSink(self._clients, self.config.queues)})
         front_end = HttpFrontEnd(self.functions, route_prefix=self.config.route_prefix, settings=self.settings,
                                  invoker=self._invoker, fire=self._fire_and_forget,
@@ -218,6 +235,8 @@ class LocalHost:
         except OSError:
             await self._runner.cleanup()
             self._executor.shutdown(wait=False)
+            if self._workers is not None:
+                await asyncio.to_thread(self._workers.stop, clean=True)
             raise
         self._port = self._runner.addresses[0][1]
         self._queue_listeners = [
@@ -233,8 +252,9 @@ class LocalHost:
         self._serving = True
         if not self.settings.keys and any(fn.trigger_type == HTTP_TRIGGER for fn in self.functions):
             logger.warning("LOCAL_FUNCTION_KEY is not set: function- and admin-level routes answer 401")
-        logger.info("Local Functions host listening on %s (%d functions, %d worker threads)", self.url,
-                    len(self.functions), workers)
+        logger.info("Local Functions host listening on %s (%d functions, %s%d worker threads)", self.url,
+                    len(self.functions), f"{self.worker_process_count} worker processes x "
+                    if self._workers is not None else "", workers)
 
     async def _stop(self, grace: float) -> bool:
         self._serving = False
@@ -263,5 +283,7 @@ class LocalHost:
         await self._runner.cleanup()
         await self._clients.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._workers is not None:  # nothing runs there any more, unless abandoned: then kill
+            await asyncio.to_thread(self._workers.stop, clean=clean)
         logger.info("Local Functions host stopped%s", "" if clean else " (invocations abandoned)")
         return clean

@@ -4,7 +4,8 @@ Trigger values reach the function through the azure-functions library's own conv
 (``func.get_binding_registry()``: ``Datum`` in, ``Datum`` out), so ``func.HttpRequest``,
 ``func.QueueMessage`` and ``func.TimerRequest`` are the library's objects, and outputs are encoded
 exactly as the worker encodes them before the host acts on them. Sync functions run in a thread
-pool, async functions on the host's event loop.
+pool, async functions on the host's event loop; with ``FUNCTIONS_WORKER_PROCESS_COUNT`` above 1,
+sync functions run in worker processes instead (``workers.py``), which return the encoded outputs.
 """
 from __future__ import annotations
 
@@ -12,19 +13,23 @@ import asyncio
 import contextvars
 import functools
 import logging
+import os
 import threading
 import time
 import uuid
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
 
 import azure.functions as func
 from azure.functions import _abc as azf_abc
 from azure.functions.meta import Datum
 
 from devtools.local_host.indexing import IndexedFunction, ParamBinding
+
+if TYPE_CHECKING:
+    from devtools.local_host.workers import WorkerPool
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +121,29 @@ def encode_output(bind_type: str, value: Any, pytype: Any) -> Datum:
                     f'for Python type "{type(value).__name__}"')
 
 
+def encoded_outputs(fn: IndexedFunction, outs: Mapping[str, Out], result: Any) -> list[tuple[dict[str, Any], Datum]]:
+    """What the worker sends back: each output binding that was set, and ``$return``, encoded."""
+    if result is not None and fn.return_binding is None:
+        raise RuntimeError(f"function {fn.name!r} without a $return binding returned a non-None value")
+    outputs = [(p.binding, encode_output(p.bind_type, outs[p.name].get(), p.pytype))
+               for p in fn.outputs if outs[p.name].get() is not None]
+    if fn.return_binding is not None:
+        outputs.append((fn.return_binding, encode_output(fn.return_binding["type"], result, fn.return_pytype)))
+    return outputs
+
+
+def arguments(fn: IndexedFunction, invocation_id: str, datum: Datum, metadata: Mapping[str, Datum] | None
+              ) -> tuple[dict[str, Any], dict[str, Out], Context]:
+    """The function's keyword arguments (trigger value decoded, an ``Out`` per output, context)."""
+    kwargs: dict[str, Any] = {fn.trigger_param.name: decode_input(fn.trigger_param, datum, metadata)}
+    outs = {p.name: Out() for p in fn.outputs}
+    kwargs.update(outs)
+    context = Context(invocation_id, fn.name, fn.directory, TraceContext(_new_trace_parent()))
+    if fn.requires_context:
+        kwargs["context"] = context
+    return kwargs, outs, context
+
+
 @dataclass
 class InvocationRecord:
     """One finished invocation, as the host's "Executed" log line describes it."""
@@ -128,6 +156,7 @@ class InvocationRecord:
     started_at: datetime
     error: BaseException | None = None
     http_response: Datum | None = field(default=None, repr=False)
+    worker_pid: int | None = None  # the process the function ran in (None: it did not run)
 
 
 class InvocationLog:
@@ -167,8 +196,10 @@ class InvocationLog:
 class Invoker:
     """Runs invocations and tracks how many are in flight (for a graceful stop)."""
 
-    def __init__(self, *, executor: Executor, sinks: Mapping[str, OutputSink], log: InvocationLog):
+    def __init__(self, *, executor: Executor, sinks: Mapping[str, OutputSink], log: InvocationLog,
+                 workers: "WorkerPool | None" = None):
         self._executor = executor
+        self._workers = workers  # sync functions run there when set (FUNCTIONS_WORKER_PROCESS_COUNT > 1)
         self._sinks = dict(sinks)
         self.log = log
         self._active = 0
@@ -207,8 +238,9 @@ class Invoker:
         logger.debug("Executing 'Functions.%s' (Reason='%s', Id=%s)", fn.name, reason, invocation_id)
         error: BaseException | None = None
         http_response = None
+        ran_in: list[int] = []
         try:
-            http_response = await self._run(fn, invocation_id, datum, metadata)
+            http_response = await self._run(fn, invocation_id, datum, metadata, ran_in)
         except asyncio.CancelledError:
             error = asyncio.CancelledError("the host stopped before the invocation finished")
             raise
@@ -220,32 +252,24 @@ class Invoker:
                 self._idle_event().set()
             record = InvocationRecord(fn.name, invocation_id, fn.trigger_type, error is None,
                                       round((time.perf_counter() - clock) * 1000, 1), started, error,
-                                      http_response)
+                                      http_response, ran_in[0] if ran_in else None)
             self._log(record)
             self.log.append(record)
         return record
 
     async def _run(self, fn: IndexedFunction, invocation_id: str, datum: Datum,
-                   metadata: Mapping[str, Datum] | None) -> Datum | None:
-        kwargs: dict[str, Any] = {fn.trigger_param.name: decode_input(fn.trigger_param, datum, metadata)}
-        outs = {p.name: Out() for p in fn.outputs}
-        kwargs.update(outs)
-        context = Context(invocation_id, fn.name, fn.directory, TraceContext(_new_trace_parent()))
-        if fn.requires_context:
-            kwargs["context"] = context
-        if fn.is_async:
-            result = await fn.func(**kwargs)
+                   metadata: Mapping[str, Datum] | None, ran_in: list[int]) -> Datum | None:
+        if self._workers is not None and not fn.is_async:
+            try:
+                encoded, pid = await self._workers.invoke(fn.name, invocation_id, datum, metadata)
+            except Exception as exc:
+                ran_in.append(getattr(exc, "worker_pid", None))
+                raise
+            ran_in.append(pid)
+            outputs = [(fn.binding_for(name), value) for name, value in encoded]
         else:
-            call = functools.partial(_call_with_thread_local, context, fn.func, kwargs)
-            result = await asyncio.get_running_loop().run_in_executor(
-                self._executor, contextvars.copy_context().run, call)
-        if result is not None and fn.return_binding is None:
-            raise RuntimeError(f"function {fn.name!r} without a $return binding returned a non-None value")
-        outputs = [(p.binding, encode_output(p.bind_type, outs[p.name].get(), p.pytype))
-                   for p in fn.outputs if outs[p.name].get() is not None]
-        if fn.return_binding is not None:
-            outputs.append((fn.return_binding,
-                            encode_output(fn.return_binding["type"], result, fn.return_pytype)))
+            ran_in.append(os.getpid())
+            outputs = await self._run_here(fn, invocation_id, datum, metadata)
         http_response = None
         for binding, value in outputs:
             if binding["type"] == "http":  # the host writes it to the HTTP response, not to a store
@@ -253,6 +277,17 @@ class Invoker:
             else:
                 await self._sinks[binding["type"]](binding, value)
         return http_response
+
+    async def _run_here(self, fn: IndexedFunction, invocation_id: str, datum: Datum,
+                        metadata: Mapping[str, Datum] | None) -> list[tuple[dict[str, Any], Datum]]:
+        kwargs, outs, context = arguments(fn, invocation_id, datum, metadata)
+        if fn.is_async:
+            result = await fn.func(**kwargs)
+        else:
+            call = functools.partial(_call_with_thread_local, context, fn.func, kwargs)
+            result = await asyncio.get_running_loop().run_in_executor(
+                self._executor, contextvars.copy_context().run, call)
+        return encoded_outputs(fn, outs, result)
 
     @staticmethod
     def _log(record: InvocationRecord) -> None:

@@ -79,6 +79,11 @@ class AppSettings:
         self._values = dict(values or {})
         self._environ = os.environ if environ is None else environ
 
+    @property
+    def explicit(self) -> dict[str, str]:
+        """The values given explicitly (not those that come from the environment)."""
+        return dict(self._values)
+
     def get(self, name: str, default: str | None = None) -> str | None:
         if name in self._values:
             return self._values[name]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
+import os
 import threading
 import time
 import typing
@@ -151,6 +153,21 @@ def setting(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(os.environ.get(req.route_params["name"], "<unset>"))
 
 
+@http_bp.route(route="pid", auth_level=func.AuthLevel.ANONYMOUS)
+def pid(req: func.HttpRequest) -> func.HttpResponse:
+    """The process the function runs in (after ``?sleep=`` seconds), and a setting it sees."""
+    time.sleep(float(req.params.get("sleep", "0")))
+    return _json({"pid": os.getpid(), "setting": os.environ.get(req.params.get("setting", ""), "<unset>")})
+
+
+@http_bp.route(route="crash-worker", auth_level=func.AuthLevel.ANONYMOUS)
+def crash_worker(req: func.HttpRequest) -> func.HttpResponse:
+    """Ends the worker process it runs in (refuses to run anywhere else: it would end the tests)."""
+    if multiprocessing.parent_process() is None:
+        raise RuntimeError("not in a worker process")
+    os._exit(3)
+
+
 @http_bp.route(route="enqueue", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @http_bp.queue_output(arg_name="out", queue_name="%OUT_QUEUE%", connection="AzureWebJobsStorage")
 def enqueue(req: func.HttpRequest, out: func.Out[str]) -> func.HttpResponse:
@@ -170,15 +187,18 @@ def enqueue_many(req: func.HttpRequest, out: func.Out[typing.List[str]]) -> func
 @queue_bp.queue_trigger(arg_name="msg", queue_name="%WORK_QUEUE%", connection="AzureWebJobsStorage")
 @queue_bp.queue_output(arg_name="out", queue_name="%OUT_QUEUE%", connection="AzureWebJobsStorage")
 def work(msg: func.QueueMessage, out: func.Out[str]) -> None:
-    """Body ``<verb>:<tag>[:<seconds>]``; verbs: ok, fail (always raises), sleep (then ok)."""
+    """Body ``<verb>:<tag>[:<seconds>]``; verbs: ok, fail (always raises), sleep (then ok), pid (ok,
+    the output is ``<body>@<the process's PID>``)."""
     body = msg.get_body().decode("utf-8")
     verb, tag, *rest = body.split(":")
     EVENTS.add("work", tag=tag, verb=verb, id=msg.id, body=body, dequeue_count=msg.dequeue_count,
                insertion_time=msg.insertion_time, expiration_time=msg.expiration_time,
                time_next_visible=msg.time_next_visible, pop_receipt=msg.pop_receipt)
     out.set(f"done:{body}")
-    if verb == "sleep":
+    if verb in ("sleep", "pid") and rest:
         time.sleep(float(rest[0]))
+    if verb == "pid":
+        out.set(f"{body}@{os.getpid()}")
     if verb == "fail":
         raise RuntimeError(f"failing on purpose: {body}")
     EVENTS.add("work-done", tag=tag, body=body)
