@@ -61,7 +61,8 @@ def test_sigterm_drains_in_flight_work_and_exits_cleanly(start_local_host_proces
         requests.get(f"{proc.url}/api/sync-slow/1.2").status_code))
     caller.start()
     deadline = time.monotonic() + 10
-    while queues.raw(names["WORK_QUEUE"]) and time.monotonic() < deadline:  # until it is fetched
+    while (queues.raw(names["WORK_QUEUE"])  # until the message is fetched and the request arrived
+           or "Executing 'Functions.slow_sync'" not in proc.output) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert "Executed 'Functions.work'" not in proc.output  # still running
 
