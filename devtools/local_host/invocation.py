@@ -235,7 +235,7 @@ class Invoker:
         started, clock = datetime.now(timezone.utc), time.perf_counter()
         self._active += 1
         self._idle_event().clear()
-        logger.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", fn.name, reason, invocation_id)
+        logger.debug("Executing 'Functions.%s' (Reason='%s', Id=%s)", fn.name, reason, invocation_id)
         error: BaseException | None = None
         http_response = None
         ran_in: list[int] = []
