@@ -163,9 +163,3 @@ def deps() -> Deps:
             _deps = Deps(Settings.from_env())
         return _deps
 
-
-def reset() -> None:
-    """Forget the process-wide dependencies (settings changed)."""
-    global _deps
-    with _lock:
-        _deps = None

@@ -31,9 +31,6 @@ class CloudEndpoints:
     def graph_scope(self) -> str:
         return f"https://{self.graph_host}/.default"
 
-    def sharepoint_url(self, tenant_name: str) -> str:
-        return f"https://{tenant_name}.{self.sharepoint_suffix}"
-
     def default_admin_center_url(self, tenant_name: str) -> str:
         return f"https://{tenant_name}-admin.{self.sharepoint_suffix}"
 
