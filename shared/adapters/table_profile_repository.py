@@ -18,7 +18,8 @@ from azure.core.exceptions import (AzureError, HttpResponseError,
                                    ServiceResponseError)
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
-from shared.domain.errors import DependencyUnavailable, NameConflict, PreconditionFailed, ProfileNotFound
+from shared.domain.errors import (DependencyUnavailable, FieldError, InvalidInput, NameConflict, PreconditionFailed,
+                                  ProfileNotFound)
 from shared.domain.ports import Page, ProfileRepository
 from shared.domain.profile import (AdminCenter, AdminCenterMode, HistoryEntry, LastValidation, SecretRef,
                                    ServiceAccountProfile, name_key)
@@ -83,13 +84,12 @@ def _decode_token(token: str | None) -> Any:
     try:
         return json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     except ValueError:
-        from shared.domain.errors import FieldError, InvalidInput
-
         raise InvalidInput([FieldError("continuationToken", "format", "Not a token this API issued.")]) from None
 
 
 def _unavailable(exc: AzureError) -> DependencyUnavailable:
-    return DependencyUnavailable("Table Storage")
+    """Storage did not answer (after the client's own retries): the caller gets a 503."""
+    return DependencyUnavailable("Table Storage", retry_after=5)
 
 
 class TableProfileRepository(ProfileRepository):
@@ -169,7 +169,8 @@ class TableProfileRepository(ProfileRepository):
             items = [from_entity(e) for e in next(pager, [])]
         except HttpResponseError as exc:
             if exc.status_code == 400 and continuation_token:
-                return self.list(tenant_id, kind=kind, last_status=last_status, page_size=page_size)
+                raise InvalidInput([FieldError("continuationToken", "format",
+                                               "Not a token this API issued.")]) from None
             raise
         except (ServiceRequestError, ServiceResponseError) as exc:
             raise _unavailable(exc) from exc

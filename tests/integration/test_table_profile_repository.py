@@ -77,3 +77,18 @@ def test_list_pages_and_filters(repo):
     assert [p.last_validation.message_id for p in repo.list(T1, last_status="failed").items] == ["MFA_ENABLED"]
     assert len(repo.list(T1, last_status="never").items) == 5
     assert repo.list(T2).items == []
+
+
+def test_a_forged_continuation_token_is_invalid_input(repo):
+    import base64
+    import json
+
+    from shared.domain.errors import InvalidInput
+
+    for token in ("%%%not-base64", base64.urlsafe_b64encode(json.dumps({"PartitionKey": 5}).encode()).decode()):
+        try:
+            repo.list(T1, continuation_token=token)
+        except InvalidInput as exc:
+            assert exc.errors[0].field == "continuationToken"
+        else:  # Azurite may accept an odd token and answer a page: never a 500, never another tenant
+            assert all(p.tenant_id == T1 for p in repo.list(T1, continuation_token=token).items)
