@@ -46,7 +46,8 @@ class Deps:
         return self.table_service.get_table_client(name)
 
     @cached_property
-    def _queues_ready(self) -> bool:
+    def queue_service(self):
+        """One queue service client (one connection pool) per process; creates the queues once."""
         from azure.core.exceptions import ResourceExistsError
 
         from shared.adapters.storage import queue_service
@@ -57,13 +58,12 @@ class Deps:
                 service.create_queue(queue)
             except ResourceExistsError:
                 pass
-        return True
+        return service
 
     def queue(self, name: str):
         from shared.adapters.storage import queue_client
 
-        _ = self._queues_ready  # creates the queues once per process
-        return queue_client(self.settings, name)
+        return queue_client(self.queue_service, name)
 
     @cached_property
     def secret_client(self):

@@ -46,8 +46,8 @@ def queue_service(settings: Settings) -> QueueServiceClient:
                               **_CLIENT_OPTIONS)
 
 
-def queue_client(settings: Settings, queue_name: str) -> QueueClient:
+def queue_client(service: QueueServiceClient, queue_name: str) -> QueueClient:
     """A queue client whose messages are base64 text, as the Functions host reads and writes them."""
-    return queue_service(settings).get_queue_client(
+    return service.get_queue_client(
         queue_name, message_encode_policy=TextBase64EncodePolicy(),
         message_decode_policy=TextBase64DecodePolicy())
