@@ -10,7 +10,7 @@ import logging
 
 import pytest
 
-from shared.adapters.entra_probe import M365AccountProbe
+from shared.adapters.m365_probe import M365AccountProbe
 from shared.config import Settings
 from shared.domain.profile import AdminCenter, AdminCenterMode, Password
 from shared.domain.validation import USER_ROLE_NOTE_MFA, ValidationForm
@@ -292,13 +292,32 @@ def test_canary_password_stays_in_the_sign_in_request(validate, caplog, mfa):
 # --- the adapters' wire parsing (no simulator) ---------------------------------------------------
 
 def test_msal_keeps_discovery_but_no_failed_sign_in(validate):
-    from shared.adapters.entra_probe import _APPS
+    from shared.adapters.entra_sign_in import cached_discovery_urls
 
     validate(CONTOSO, "admin@contoso.onmicrosoft.com", "wrong-password")
-    app = next(a for (authority, _), a in _APPS.items() if authority.endswith(CONTOSO))
-    cache = app.http_client._expiring_mapping._mapping  # msal's http_cache: our _DiscoveryOnlyCache
-    keys = [k for k in cache if k != "_index_"] + list(cache["_index_"][1])
-    assert keys and all(k.startswith("GET ") for k in keys)
+    urls = cached_discovery_urls()  # msal's own http_cache keeps nothing; discovery GETs are kept by us
+    assert any(CONTOSO in u and "openid-configuration" in u for u in urls)
+    assert any("/userrealm/admin@contoso.onmicrosoft.com" in u for u in urls)
+    assert not any(u.endswith("/token") for u in urls)
+
+
+def test_one_discovery_per_authority_when_threads_start_at_once(sim, probe):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from shared.adapters.entra_sign_in import forget_msal_apps
+
+    forget_msal_apps()  # a cold process
+    sim.control.clear_counters()
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda i: probe.sign_in_modern(
+            CONTOSO, "admin@contoso.onmicrosoft.com", Password(PASSWORD), correlation_id=f"cid-{i}"), range(8)))
+    counts = {name: c["requests"] for name, c in sim.control.counters().items() if c["requests"]}
+    assert all(r.ok and r.step == "token" for r in results)
+    assert counts["entra.discovery"] == 1 and counts["entra.token"] == 8
+    sim.control.clear_counters()
+    assert probe.sign_in_modern(CONTOSO, "admin@contoso.onmicrosoft.com", Password(PASSWORD),
+                                correlation_id="cid-again").requests == 1  # discovery stays cached
+    assert {n for n, c in sim.control.counters().items() if c["requests"]} == {"entra.token"}
 
 
 @pytest.mark.parametrize("url,origin", [
@@ -314,7 +333,7 @@ def test_msal_keeps_discovery_but_no_failed_sign_in(validate):
     ("not a url", None),
 ])
 def test_admin_center_urls_are_limited_to_sharepoint(url, origin):
-    from shared.adapters.sharepoint_legacy_probe import SharePointLegacySignIn
+    from shared.adapters.sharepoint_legacy_sign_in import SharePointLegacySignIn
     from shared.cloud import endpoints_for
 
     assert SharePointLegacySignIn(None, endpoints_for("public")).admin_origin(url) == origin
@@ -323,7 +342,7 @@ def test_admin_center_urls_are_limited_to_sharepoint(url, origin):
 def test_sts_envelope_escapes_the_credentials():
     from xml.etree import ElementTree
 
-    from shared.adapters.sharepoint_legacy_probe import NS, issue_request
+    from shared.adapters.sharepoint_legacy_sign_in import NS, issue_request
 
     body = issue_request('o\'k"<&>@contoso.com', 'p<&>"\'w', sts_url="https://login.microsoftonline.com/extSTS.srf",
                          applies_to=CONTOSO_ADMIN)
@@ -345,7 +364,7 @@ def test_sts_envelope_escapes_the_credentials():
      b'</S:Envelope>', "AADSTS50126"),
 ])
 def test_sts_answers_are_parsed(content, code):
-    from shared.adapters.sharepoint_legacy_probe import parse_issue_response
+    from shared.adapters.sharepoint_legacy_sign_in import parse_issue_response
 
     token, error, description = parse_issue_response(content)
     assert token is None and error == code and description
@@ -354,7 +373,7 @@ def test_sts_answers_are_parsed(content, code):
 def test_retry_after_forms():
     from datetime import datetime, timezone
 
-    from shared.adapters.entra_probe import parse_retry_after
+    from shared.adapters.upstream_http import parse_retry_after
 
     now = datetime(2026, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
     assert parse_retry_after("7") == 7.0
