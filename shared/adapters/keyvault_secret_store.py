@@ -1,7 +1,10 @@
 """App passwords and webhook keys in Azure Key Vault (``azure-keyvault-secrets``).
 
-Every failure to reach the vault becomes :class:`DependencyUnavailable`; the secret value is never
-part of an exception text or log line (the SDK's errors do not echo request bodies).
+Every failure to reach the vault becomes :class:`DependencyUnavailable`, chained to the SDK error
+(``raise ... from exc``) so its status, service error code and request id reach the logs. That is
+safe because the SDK's error texts are built from the response (status, reason, the vault's error
+code and message) and the URL (vault and secret name), never from the request body that carries the
+value; ``tests/integration/test_keyvault_secret_store.py`` checks it with a canary value.
 """
 from __future__ import annotations
 
@@ -20,6 +23,17 @@ log = logging.getLogger(__name__)
 CLIENT_OPTIONS = dict(retry_total=1, retry_backoff_factor=0.2, connection_timeout=5, read_timeout=10)
 
 
+def _error_code(exc: AzureError) -> str | None:
+    """The vault's error code (``Forbidden``, ``Throttled``...) of an answered request."""
+    error = getattr(exc, "error", None)
+    return getattr(error, "code", None)
+
+
+def _inner_code(exc: AzureError) -> str | None:
+    inner = getattr(getattr(exc, "error", None), "innererror", None) or {}
+    return inner.get("code") if isinstance(inner, dict) else None
+
+
 def _retry_after(exc: AzureError) -> int:
     response = getattr(exc, "response", None)
     value = response.headers.get("Retry-After") if response is not None else None
@@ -30,29 +44,48 @@ def _retry_after(exc: AzureError) -> int:
 
 
 class KeyVaultSecretStore(SecretStore):
+    """:class:`SecretStore` on one vault; one round trip per call (``get_values``: 1 + versions read)."""
+
     def __init__(self, client: SecretClient):
         self._client = client
 
     def _fail(self, exc: AzureError, action: str) -> DependencyUnavailable:
-        log.warning("Key Vault %s failed: %s", action, type(exc).__name__,
-                    extra={"dependency": "keyvault", "status": getattr(exc, "status_code", None)})
+        status, code = getattr(exc, "status_code", None), _error_code(exc)
+        log.warning("Key Vault %s failed: %s (HTTP %s, %s)", action, type(exc).__name__, status, code,
+                    extra={"dependency": "keyvault", "status": status, "error_code": code})
         return DependencyUnavailable("Key Vault", retry_after=_retry_after(exc))
+
+    def ping(self) -> None:
+        """Read a secret that need not exist: found or 404 is up (authenticated and authorized);
+        401/403, throttling or no answer is down."""
+        try:
+            self._client.get_secret("health-probe")
+        except ResourceNotFoundError:
+            return
+        except AzureError as exc:
+            raise self._fail(exc, "ping") from exc
 
     def set_secret(self, name: str, value: Password, *, tags: dict[str, str] | None = None) -> SecretRef:
         try:
             secret = self._client.set_secret(name, value.reveal(), content_type="application/x-app-password",
                                              tags=tags)
         except AzureError as exc:
-            raise self._fail(exc, "set") from None
+            raise self._fail(exc, "set") from exc
         return SecretRef(name, secret.properties.version or "")
 
     def get_secret(self, ref: SecretRef) -> Password:
+        """A disabled version (``403 Forbidden``, inner code ``SecretDisabled``) is missing too:
+        it was switched off as an orphan and will never be readable again."""
         try:
             return Password(self._client.get_secret(ref.name, ref.version).value or "")
-        except ResourceNotFoundError:
-            raise SecretMissing(ref.name) from None
+        except ResourceNotFoundError as exc:
+            raise SecretMissing(ref.name) from exc
+        except HttpResponseError as exc:
+            if exc.status_code == 403 and _inner_code(exc) == "SecretDisabled":
+                raise SecretMissing(ref.name) from exc
+            raise self._fail(exc, "get") from exc
         except AzureError as exc:
-            raise self._fail(exc, "get") from None
+            raise self._fail(exc, "get") from exc
 
     def get_values(self, name: str, *, limit: int = 3) -> list[str]:
         try:
@@ -62,13 +95,13 @@ class KeyVaultSecretStore(SecretStore):
         except ResourceNotFoundError:
             return []
         except AzureError as exc:
-            raise self._fail(exc, "list") from None
+            raise self._fail(exc, "list") from exc
 
     def disable_version(self, ref: SecretRef) -> None:
         try:
             self._client.update_secret_properties(ref.name, ref.version, enabled=False)
         except AzureError as exc:
-            raise self._fail(exc, "disable") from None
+            raise self._fail(exc, "disable") from exc
 
     def delete_secret(self, name: str) -> None:
         try:
@@ -76,7 +109,7 @@ class KeyVaultSecretStore(SecretStore):
         except ResourceNotFoundError:
             return
         except AzureError as exc:
-            raise self._fail(exc, "delete") from None
+            raise self._fail(exc, "delete") from exc
 
     def recover_secret(self, name: str) -> None:
         try:
@@ -84,6 +117,6 @@ class KeyVaultSecretStore(SecretStore):
         except HttpResponseError as exc:
             if exc.status_code == 404:
                 return
-            raise self._fail(exc, "recover") from None
+            raise self._fail(exc, "recover") from exc
         except AzureError as exc:
-            raise self._fail(exc, "recover") from None
+            raise self._fail(exc, "recover") from exc

@@ -9,7 +9,7 @@ from azure.storage.queue import QueueClient
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
-from shared.domain.errors import DependencyUnavailable
+from shared.adapters.storage import QUEUE_STORAGE, ping_queue, unavailable
 from shared.domain.ports import OutcomePublisher, ValidationRecord
 
 EVENT_TYPE = "com.m365profiles.validation.outcome"
@@ -34,11 +34,16 @@ def to_message(record: ValidationRecord) -> str:
 
 
 class QueueOutcomePublisher(OutcomePublisher):
+    """:class:`OutcomePublisher` on a Storage queue; one round trip per outcome."""
+
     def __init__(self, queue: QueueClient):
         self._queue = queue
+
+    def ping(self) -> None:
+        ping_queue(self._queue)
 
     def publish(self, record: ValidationRecord) -> None:
         try:
             self._queue.send_message(to_message(record))
-        except AzureError:
-            raise DependencyUnavailable("Queue Storage") from None
+        except AzureError as exc:  # the message is an outcome, never a secret: the cause can travel
+            raise unavailable(exc, QUEUE_STORAGE) from exc

@@ -11,22 +11,29 @@ from typing import Iterable
 from azure.core.exceptions import AzureError
 from azure.storage.queue import QueueClient
 
-from shared.domain.errors import DependencyUnavailable
+from shared.adapters.storage import QUEUE_STORAGE, ping_queue, unavailable
 from shared.domain.jobs import WorkMessage
+from shared.domain.ports import WorkQueue
 
 SEND_CONCURRENCY = 32
 
 
-class QueueWorkQueue:
+class QueueWorkQueue(WorkQueue):
+    """:class:`WorkQueue` on Storage queues; one round trip per message."""
+
     def __init__(self, queue: QueueClient, poison: QueueClient | None = None):
         self._queue = queue
         self._poison = poison
 
+    def ping(self) -> None:
+        """The work queue only: the poison queue is written rarely and its failure is logged."""
+        ping_queue(self._queue)
+
     def send(self, message: WorkMessage, *, delay_seconds: int = 0) -> None:
         try:
             self._queue.send_message(message.to_json(), visibility_timeout=max(0, int(delay_seconds)) or None)
-        except AzureError:
-            raise DependencyUnavailable("Queue Storage") from None
+        except AzureError as exc:
+            raise unavailable(exc, QUEUE_STORAGE) from exc
 
     def send_many(self, messages: Iterable[tuple[WorkMessage, int]]) -> int:
         """Send (message, delay seconds) pairs concurrently; returns how many were sent."""
@@ -39,4 +46,7 @@ class QueueWorkQueue:
         """Park a message that can never be processed, as the host would after maxDequeueCount."""
         if self._poison is None:
             raise RuntimeError("no poison queue configured")
-        self._poison.send_message(text)
+        try:
+            self._poison.send_message(text)
+        except AzureError as exc:
+            raise unavailable(exc, QUEUE_STORAGE) from exc

@@ -5,10 +5,18 @@ Locally (Azurite) it is a connection string; in Azure the identity-based form
 """
 from __future__ import annotations
 
-from azure.data.tables import TableServiceClient
+from contextlib import contextmanager
+from typing import Iterator
+
+from azure.core.exceptions import AzureError, HttpResponseError
+from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.queue import QueueClient, QueueServiceClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
 from shared.config import Settings
+from shared.domain.errors import DependencyUnavailable
+
+TABLE_STORAGE = "Table Storage"
+QUEUE_STORAGE = "Queue Storage"
 
 #: Storage calls fail fast so an HTTP caller gets a clear 503 instead of hanging.
 _CLIENT_OPTIONS = dict(connection_timeout=5, read_timeout=15, retry_total=2, retry_backoff_factor=0.2)
@@ -51,3 +59,55 @@ def queue_client(service: QueueServiceClient, queue_name: str) -> QueueClient:
     return service.get_queue_client(
         queue_name, message_encode_policy=TextBase64EncodePolicy(),
         message_decode_policy=TextBase64DecodePolicy())
+
+
+def unavailable(exc: AzureError, dependency: str) -> DependencyUnavailable:
+    """The domain error for a storage call that failed after the client's retries.
+
+    The caller raises it ``from exc`` so the SDK error (status, error code, request id) stays in
+    the traceback; storage errors carry no secret (rows and messages hold none).
+    """
+    retry_after = 5
+    response = getattr(exc, "response", None)
+    if isinstance(exc, HttpResponseError) and response is not None:
+        value = response.headers.get("Retry-After")
+        retry_after = max(1, int(value)) if value and value.isdigit() else 5
+    return DependencyUnavailable(dependency, retry_after=retry_after)
+
+
+def is_unavailable(exc: AzureError) -> bool:
+    """No answer, a server-side failure, throttling or a refused identity: the dependency is down
+    for us. A 4xx the adapter did not expect (a bad request) is a bug and stays an SDK error."""
+    if not isinstance(exc, HttpResponseError) or exc.status_code is None:
+        return True
+    return exc.status_code in (401, 403, 408, 429) or exc.status_code >= 500
+
+
+@contextmanager
+def storage_errors(dependency: str) -> Iterator[None]:
+    """Turn what :func:`is_unavailable` calls down into DependencyUnavailable, chained. Handlers
+    of specific errors (404, 409, 412) go inside the ``with`` block."""
+    try:
+        yield
+    except AzureError as exc:
+        if is_unavailable(exc):
+            raise unavailable(exc, dependency) from exc
+        raise
+
+
+def ping_table(table: TableClient) -> None:
+    """One single-partition query for at most one row: authenticated, and it fails when the table
+    is missing (a point read's 404 would not tell a missing table from a missing row)."""
+    try:
+        next(iter(table.query_entities("PartitionKey eq 'ping'", results_per_page=1,
+                                       select=["PartitionKey"])), None)
+    except AzureError as exc:
+        raise unavailable(exc, TABLE_STORAGE) from exc
+
+
+def ping_queue(queue: QueueClient) -> None:
+    """Get Queue Properties: authenticated, a few hundred bytes, fails when the queue is missing."""
+    try:
+        queue.get_queue_properties()
+    except AzureError as exc:
+        raise unavailable(exc, QUEUE_STORAGE) from exc

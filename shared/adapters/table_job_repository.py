@@ -8,7 +8,6 @@ pending; the job's total is on its row.
 from __future__ import annotations
 
 import json
-
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
@@ -16,8 +15,11 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
+from shared.adapters.storage import TABLE_STORAGE, ping_table, storage_errors
 from shared.domain.errors import NotFound, PreconditionFailed
 from shared.domain.jobs import ItemState, Job, JobItem, Reason
+from shared.domain.ports import JobRepository
+
 
 def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=timezone.utc) if value and not value.tzinfo else value
@@ -53,58 +55,71 @@ def _item(e: Any) -> tuple[JobItem, datetime | None, str]:
     return item, _utc(e.get("ClaimedUntil")), e.metadata.get("etag")
 
 
-class TableJobRepository:
+class TableJobRepository(JobRepository):
+    """:class:`JobRepository` on one table; every call is one round trip (``mark_started``: two)."""
+
     def __init__(self, table: TableClient):
         self._table = table
 
+    def ping(self) -> None:
+        ping_table(self._table)
+
     def add(self, job: Job) -> None:
-        self._table.create_entity(_job_entity(job))
+        with storage_errors(TABLE_STORAGE):
+            try:
+                self._table.create_entity(_job_entity(job))
+            except ResourceExistsError as exc:
+                raise PreconditionFailed() from exc
 
     def create_item(self, item: JobItem, *, claimed_until: datetime | None = None) -> str:
         """Insert an item (first claim, or a final state); PreconditionFailed when it exists."""
-        try:
-            meta = self._table.create_entity(_item_entity(item, claimed_until))
-        except ResourceExistsError as exc:
-            raise PreconditionFailed() from exc
+        with storage_errors(TABLE_STORAGE):
+            try:
+                meta = self._table.create_entity(_item_entity(item, claimed_until))
+            except ResourceExistsError as exc:
+                raise PreconditionFailed() from exc
         return meta["etag"]
 
     def get(self, tenant_id: str, job_id: str) -> Job:
-        try:
-            return _job(self._table.get_entity(tenant_id, job_id))
-        except ResourceNotFoundError:
-            raise NotFound("Job", job_id) from None
+        with storage_errors(TABLE_STORAGE):
+            try:
+                return _job(self._table.get_entity(tenant_id, job_id))
+            except ResourceNotFoundError as exc:
+                raise NotFound("Job", job_id) from exc
 
     def mark_started(self, tenant_id: str, job_id: str, at: datetime) -> None:
         """Set ``StartedAt`` once (first writer wins; later calls are no-ops)."""
-        try:
-            entity = self._table.get_entity(tenant_id, job_id)
-            if entity.get("StartedAt"):
+        with storage_errors(TABLE_STORAGE):
+            try:
+                entity = self._table.get_entity(tenant_id, job_id)
+                if entity.get("StartedAt"):
+                    return
+                self._table.update_entity({"PartitionKey": tenant_id, "RowKey": job_id, "StartedAt": at},
+                                          mode=UpdateMode.MERGE, etag=entity.metadata["etag"],
+                                          match_condition=MatchConditions.IfNotModified)
+            except (ResourceModifiedError, ResourceNotFoundError):
                 return
-            self._table.update_entity({"PartitionKey": tenant_id, "RowKey": job_id, "StartedAt": at},
-                                      mode=UpdateMode.MERGE, etag=entity.metadata["etag"],
-                                      match_condition=MatchConditions.IfNotModified)
-        except (ResourceModifiedError, ResourceNotFoundError):
-            return
 
     def items(self, job_id: str) -> list[JobItem]:
-        return [_item(e)[0] for e in self._table.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": _items_partition(job_id)},
-            select=["PartitionKey", "RowKey", "State", "MessageId", "Throttled", "FinishedAt"])]
+        with storage_errors(TABLE_STORAGE):
+            return [_item(e)[0] for e in self._table.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": _items_partition(job_id)},
+                select=["PartitionKey", "RowKey", "State", "MessageId", "Throttled", "FinishedAt"])]
 
     def get_item(self, job_id: str, profile_id: str) -> tuple[JobItem, datetime | None, str]:
         """(item, claimed until, etag)."""
-        try:
-            return _item(self._table.get_entity(_items_partition(job_id), profile_id))
-        except ResourceNotFoundError:
-            raise NotFound("Job item", f"{job_id}/{profile_id}") from None
+        with storage_errors(TABLE_STORAGE):
+            try:
+                return _item(self._table.get_entity(_items_partition(job_id), profile_id))
+            except ResourceNotFoundError as exc:
+                raise NotFound("Job item", f"{job_id}/{profile_id}") from exc
 
     def save_item(self, item: JobItem, *, etag: str, claimed_until: datetime | None = None) -> str:
         """Conditional replace; returns the new ETag or raises PreconditionFailed."""
-        try:
-            meta = self._table.update_entity(_item_entity(item, claimed_until), mode=UpdateMode.REPLACE,
-                                             etag=etag, match_condition=MatchConditions.IfNotModified)
-        except (ResourceModifiedError, ResourceNotFoundError) as exc:
-            raise PreconditionFailed() from exc
+        with storage_errors(TABLE_STORAGE):
+            try:
+                meta = self._table.update_entity(_item_entity(item, claimed_until), mode=UpdateMode.REPLACE,
+                                                 etag=etag, match_condition=MatchConditions.IfNotModified)
+            except (ResourceModifiedError, ResourceNotFoundError) as exc:
+                raise PreconditionFailed() from exc
         return meta["etag"]
-
-

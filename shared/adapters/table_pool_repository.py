@@ -5,6 +5,7 @@ requests can never both take the same member.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -12,8 +13,10 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
+from shared.adapters.storage import TABLE_STORAGE, ping_table, storage_errors
 from shared.domain.errors import PreconditionFailed
 from shared.domain.pool import PoolMember
+from shared.domain.ports import PoolRepository
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -33,29 +36,40 @@ def _member(e: Any) -> PoolMember:
                       etag=e.metadata.get("etag"))
 
 
-class TablePoolRepository:
+class TablePoolRepository(PoolRepository):
+    """:class:`PoolRepository` on one table; every call is one round trip."""
+
     def __init__(self, table: TableClient):
         self._table = table
 
+    def ping(self) -> None:
+        ping_table(self._table)
+
     def members(self, tenant_id: str) -> list[PoolMember]:
-        return [_member(e) for e in self._table.query_entities("PartitionKey eq @t", parameters={"t": tenant_id})]
+        with storage_errors(TABLE_STORAGE):
+            return [_member(e) for e in self._table.query_entities("PartitionKey eq @t",
+                                                                   parameters={"t": tenant_id})]
 
     def add_member(self, tenant_id: str, profile_id: str) -> None:
-        try:
-            self._table.create_entity(_entity(tenant_id, PoolMember(profile_id)))
-        except ResourceExistsError:
-            pass
+        with storage_errors(TABLE_STORAGE):
+            try:
+                self._table.create_entity(_entity(tenant_id, PoolMember(profile_id)))
+            except ResourceExistsError:
+                pass
 
     def remove_member(self, tenant_id: str, profile_id: str) -> None:
-        self._table.delete_entity(tenant_id, profile_id)
+        with storage_errors(TABLE_STORAGE):
+            try:
+                self._table.delete_entity(tenant_id, profile_id)
+            except ResourceNotFoundError:  # the SDK already treats a 404 as deleted; be explicit
+                pass
 
     def replace_member(self, tenant_id: str, member: PoolMember) -> PoolMember:
         """Conditional on ``member.etag``; PreconditionFailed when another request got there first."""
-        try:
-            meta = self._table.update_entity(_entity(tenant_id, member), mode=UpdateMode.REPLACE,
-                                             etag=member.etag, match_condition=MatchConditions.IfNotModified)
-        except (ResourceModifiedError, ResourceNotFoundError) as exc:
-            raise PreconditionFailed() from exc
-        from dataclasses import replace
-
+        with storage_errors(TABLE_STORAGE):
+            try:
+                meta = self._table.update_entity(_entity(tenant_id, member), mode=UpdateMode.REPLACE,
+                                                 etag=member.etag, match_condition=MatchConditions.IfNotModified)
+            except (ResourceModifiedError, ResourceNotFoundError) as exc:
+                raise PreconditionFailed() from exc
         return replace(member, etag=meta.get("etag"))

@@ -18,6 +18,7 @@ from azure.core.exceptions import (AzureError, HttpResponseError,
                                    ServiceResponseError)
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
+from shared.adapters.storage import ping_table
 from shared.domain.errors import (DependencyUnavailable, FieldError, InvalidInput, NameConflict, PreconditionFailed,
                                   ProfileNotFound)
 from shared.domain.ports import Page, ProfileRepository
@@ -83,8 +84,8 @@ def _decode_token(token: str | None) -> Any:
         return None
     try:
         return json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except ValueError:
-        raise InvalidInput([FieldError("continuationToken", "format", "Not a token this API issued.")]) from None
+    except ValueError as exc:
+        raise InvalidInput([FieldError("continuationToken", "format", "Not a token this API issued.")]) from exc
 
 
 def _unavailable(exc: AzureError) -> DependencyUnavailable:
@@ -95,6 +96,9 @@ def _unavailable(exc: AzureError) -> DependencyUnavailable:
 class TableProfileRepository(ProfileRepository):
     def __init__(self, table: TableClient):
         self._table = table
+
+    def ping(self) -> None:
+        ping_table(self._table)
 
     def _transaction(self, operations: list) -> list:
         try:
@@ -116,15 +120,15 @@ class TableProfileRepository(ProfileRepository):
                     "EntityType": NAME_INDEX, "ProfileId": profile.id}
         try:
             results = self._transaction([("create", to_entity(profile)), ("create", name_row)])
-        except NameConflict:
-            raise NameConflict(profile.name) from None
+        except NameConflict as exc:
+            raise NameConflict(profile.name) from exc.__cause__
         return _with_etag(profile, results[0])
 
     def get(self, tenant_id: str, profile_id: str) -> ServiceAccountProfile:
         try:
             entity = self._table.get_entity(tenant_id, profile_id)
-        except ResourceNotFoundError:
-            raise ProfileNotFound(profile_id) from None
+        except ResourceNotFoundError as exc:
+            raise ProfileNotFound(profile_id) from exc
         except (ServiceRequestError, ServiceResponseError) as exc:
             raise _unavailable(exc) from exc
         if entity.get("EntityType") != PROFILE:
@@ -140,8 +144,8 @@ class TableProfileRepository(ProfileRepository):
                                    "EntityType": NAME_INDEX, "ProfileId": profile.id}))
         try:
             results = self._transaction(ops)
-        except NameConflict:
-            raise NameConflict(profile.name) from None
+        except NameConflict as exc:
+            raise NameConflict(profile.name) from exc.__cause__
         return _with_etag(profile, results[0])
 
     def delete(self, tenant_id: str, profile_id: str, *, etag: str) -> None:
@@ -170,7 +174,7 @@ class TableProfileRepository(ProfileRepository):
         except HttpResponseError as exc:
             if exc.status_code == 400 and continuation_token:
                 raise InvalidInput([FieldError("continuationToken", "format",
-                                               "Not a token this API issued.")]) from None
+                                               "Not a token this API issued.")]) from exc
             raise
         except (ServiceRequestError, ServiceResponseError) as exc:
             raise _unavailable(exc) from exc
@@ -198,8 +202,8 @@ class TableProfileRepository(ProfileRepository):
             patch["LegacyAppsBlocked"] = legacy_apps_blocked
         try:
             self._table.update_entity(patch, mode=UpdateMode.MERGE)
-        except ResourceNotFoundError:
-            raise ProfileNotFound(profile.id) from None
+        except ResourceNotFoundError as exc:
+            raise ProfileNotFound(profile.id) from exc
         except ResourceModifiedError as exc:  # pragma: no cover - MERGE without etag does not conflict
             raise PreconditionFailed() from exc
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timezone
 
-from azure.core.exceptions import ResourceExistsError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient
 
-from shared.services.webhooks import WebhookEventLog
+from shared.adapters.storage import TABLE_STORAGE, ping_table, storage_errors
+from shared.domain.ports import WebhookEventLog
 
 
 def _row_key(event_id: str) -> str:
@@ -16,16 +17,26 @@ def _row_key(event_id: str) -> str:
 
 
 class TableWebhookEventLog(WebhookEventLog):
+    """:class:`WebhookEventLog` on one table: an insert, so only one of two concurrent deliveries wins."""
+
     def __init__(self, table: TableClient):
         self._table = table
 
+    def ping(self) -> None:
+        ping_table(self._table)
+
     def try_record(self, portal_id: str, event_id: str, *, event_type: str) -> bool:
-        try:
-            self._table.create_entity({"PartitionKey": portal_id, "RowKey": _row_key(event_id),
-                                       "EventType": event_type, "ReceivedAt": datetime.now(timezone.utc)})
-        except ResourceExistsError:
-            return False
+        with storage_errors(TABLE_STORAGE):
+            try:
+                self._table.create_entity({"PartitionKey": portal_id, "RowKey": _row_key(event_id),
+                                           "EventType": event_type, "ReceivedAt": datetime.now(timezone.utc)})
+            except ResourceExistsError:
+                return False
         return True
 
     def forget(self, portal_id: str, event_id: str) -> None:
-        self._table.delete_entity(portal_id, _row_key(event_id))
+        with storage_errors(TABLE_STORAGE):
+            try:
+                self._table.delete_entity(portal_id, _row_key(event_id))
+            except ResourceNotFoundError:
+                pass

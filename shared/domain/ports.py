@@ -1,5 +1,8 @@
-"""Ports: what the services need from storage and Key Vault. Adapters in ``shared/adapters``.
+"""Ports: what the services need from storage, queues and Key Vault. Adapters in ``shared/adapters``.
 
+Every port raises domain errors (:mod:`shared.domain.errors`), never an SDK type, so a fake and its
+adapter are interchangeable (``tests/integration/test_port_contracts.py`` runs the same cases
+against both). Every port has :meth:`ping`, the cheap authenticated round trip ``/api/health`` uses.
 Validation's own port (``AccountProbe``) lives in :mod:`shared.domain.probes`.
 """
 from __future__ import annotations
@@ -9,7 +12,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable
 
+from shared.domain.jobs import Job, JobItem, WorkMessage
+from shared.domain.pool import PoolMember
 from shared.domain.profile import LastValidation, Password, SecretRef, ServiceAccountProfile
+
+
+class Pingable(abc.ABC):
+    """A dependency that can say whether it answers."""
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """One cheap authenticated round trip; raises DependencyUnavailable when it does not answer.
+
+        Cheap, because ``/api/health`` calls it on every probe; authenticated, because a reachable
+        endpoint that refuses our identity is down for us.
+        """
 
 
 @dataclass(frozen=True)
@@ -18,8 +35,11 @@ class Page:
     continuation_token: str | None
 
 
-class ProfileRepository(abc.ABC):
-    """Profiles of one storage account; every call is scoped by tenant."""
+class ProfileRepository(Pingable):
+    """Profiles of one storage account; every call is scoped by tenant.
+
+    Raises DependencyUnavailable when the store does not answer.
+    """
 
     @abc.abstractmethod
     def add(self, profile: ServiceAccountProfile) -> ServiceAccountProfile:
@@ -36,16 +56,23 @@ class ProfileRepository(abc.ABC):
 
     @abc.abstractmethod
     def delete(self, tenant_id: str, profile_id: str, *, etag: str) -> None:
-        """Delete if ``etag`` is current."""
+        """Delete if ``etag`` is current (PreconditionFailed otherwise); ProfileNotFound when absent."""
 
     @abc.abstractmethod
     def list(self, tenant_id: str, *, kind: str | None = None, last_status: str | None = None,
-             page_size: int = 50, continuation_token: str | None = None) -> Page: ...
+             page_size: int = 50, continuation_token: str | None = None) -> Page:
+        """At most ``page_size`` profiles in id order, and the token of the next page (None: last).
+
+        InvalidInput (field ``continuationToken``) for a token this store did not issue.
+        """
 
     @abc.abstractmethod
     def record_validation(self, profile: ServiceAccountProfile, last: LastValidation, *,
                           legacy_apps_blocked: bool | None = None) -> None:
-        """Store the latest validation on the row without touching the user-edited fields."""
+        """Store the latest validation on the row without touching the user-edited fields.
+
+        Unconditional (no ETag: a validation never conflicts with an edit); ProfileNotFound when absent.
+        """
 
     @abc.abstractmethod
     def name_exists(self, tenant_id: str, name: str, *, exclude_profile_id: str | None = None) -> bool: ...
@@ -64,14 +91,20 @@ class ProfileRepository(abc.ABC):
                 return
 
 
-class SecretStore(abc.ABC):
-    """Key Vault, as the profiles see it. Raises DependencyUnavailable when it does not answer."""
+class SecretStore(Pingable):
+    """Key Vault, as the profiles see it. Raises DependencyUnavailable when it does not answer.
+
+    No exception text or log line carries a secret value.
+    """
 
     @abc.abstractmethod
-    def set_secret(self, name: str, value: Password, *, tags: dict[str, str] | None = None) -> SecretRef: ...
+    def set_secret(self, name: str, value: Password, *, tags: dict[str, str] | None = None) -> SecretRef:
+        """Store a new version; returns its reference. A soft-deleted name is DependencyUnavailable
+        (the vault refuses it until it is recovered or purged)."""
 
     @abc.abstractmethod
-    def get_secret(self, ref: SecretRef) -> Password: ...
+    def get_secret(self, ref: SecretRef) -> Password:
+        """SecretMissing when the name or the version does not exist (deleted, purged)."""
 
     @abc.abstractmethod
     def disable_version(self, ref: SecretRef) -> None:
@@ -79,10 +112,11 @@ class SecretStore(abc.ABC):
 
     @abc.abstractmethod
     def delete_secret(self, name: str) -> None:
-        """Soft delete (recoverable for the vault's retention period)."""
+        """Soft delete (recoverable for the vault's retention period); a missing name is a no-op."""
 
     @abc.abstractmethod
-    def recover_secret(self, name: str) -> None: ...
+    def recover_secret(self, name: str) -> None:
+        """Undo :meth:`delete_secret`; a name that is not deleted is a no-op."""
 
     @abc.abstractmethod
     def get_values(self, name: str, *, limit: int = 3) -> list[str]:
@@ -106,26 +140,143 @@ class ValidationRecord:
     job_id: str | None = None
 
 
-class ValidationHistory(abc.ABC):
-    """Validation records per profile, newest first, and the outbox of unpublished outcomes."""
+class ValidationHistory(Pingable):
+    """Validation records per profile, newest first, and the outbox of unpublished outcomes.
+
+    Raises DependencyUnavailable when the store does not answer.
+    """
 
     @abc.abstractmethod
     def add(self, record: ValidationRecord, *, publish: bool) -> None:
-        """Store the record; with ``publish`` also an outbox entry until :meth:`mark_published`."""
+        """Store the record; with ``publish`` also an outbox entry until :meth:`mark_published`.
+
+        Atomic: after a failure either both are stored or neither, so an outcome is never stored
+        without its outbox entry. Idempotent per (profile, ``at``, record id): a retry replaces.
+        """
 
     @abc.abstractmethod
-    def list(self, tenant_id: str, profile_id: str, *, limit: int = 50) -> list[ValidationRecord]: ...
+    def list(self, tenant_id: str, profile_id: str, *, limit: int = 50) -> list[ValidationRecord]:
+        """The profile's newest ``limit`` records, newest first; empty when there are none."""
 
     @abc.abstractmethod
-    def mark_published(self, record: ValidationRecord) -> None: ...
+    def mark_published(self, record: ValidationRecord) -> None:
+        """Clear the record's outbox entry; idempotent (no entry is a no-op)."""
 
     @abc.abstractmethod
-    def unpublished(self, *, limit: int = 100) -> list[ValidationRecord]: ...
+    def unpublished(self, *, limit: int = 100) -> list[ValidationRecord]:
+        """At most ``limit`` records that still have an outbox entry (the relay's work)."""
 
 
-class OutcomePublisher(abc.ABC):
+class OutcomePublisher(Pingable):
     """Publishes a validation outcome as one CloudEvent (idempotent per record id for consumers)."""
 
     @abc.abstractmethod
     def publish(self, record: ValidationRecord) -> None:
-        """Raises DependencyUnavailable when the queue does not take it."""
+        """Raises DependencyUnavailable when the queue does not take it. Publishing a record twice
+        sends two events with the same id (the record id), which consumers drop as a duplicate."""
+
+
+class JobRepository(Pingable):
+    """Validation jobs and their per-profile items. Raises DependencyUnavailable when the store
+    does not answer.
+
+    An item is created once (its first claim) and then replaced under its ETag, so two copies of
+    one work message cannot both claim, or both finish, the same profile.
+    """
+
+    @abc.abstractmethod
+    def add(self, job: Job) -> None:
+        """Insert the job row; PreconditionFailed when a job with this id exists in the tenant."""
+
+    @abc.abstractmethod
+    def get(self, tenant_id: str, job_id: str) -> Job:
+        """NotFound when the tenant has no such job."""
+
+    @abc.abstractmethod
+    def mark_started(self, tenant_id: str, job_id: str, at: datetime) -> None:
+        """Set ``started_at`` once: the first writer wins, later calls (and a missing job) are no-ops."""
+
+    @abc.abstractmethod
+    def create_item(self, item: JobItem, *, claimed_until: datetime | None = None) -> str:
+        """Insert an item (first claim, or a final state); returns its ETag. PreconditionFailed
+        when the item exists."""
+
+    @abc.abstractmethod
+    def get_item(self, job_id: str, profile_id: str) -> tuple[JobItem, datetime | None, str]:
+        """(item, claimed until, ETag); NotFound when the item was never created."""
+
+    @abc.abstractmethod
+    def save_item(self, item: JobItem, *, etag: str, claimed_until: datetime | None = None) -> str:
+        """Replace the item if ``etag`` is current (``"*"``: any); returns the new ETag.
+
+        PreconditionFailed when the ETag is stale or the item does not exist.
+        """
+
+    @abc.abstractmethod
+    def items(self, job_id: str) -> list[JobItem]:
+        """Every created item of the job in profile id order, without ``detail`` (the summary does
+        not need it, and a 10,000-item job would read it 10,000 times)."""
+
+
+class PoolRepository(Pingable):
+    """Account-pool members per tenant. Raises DependencyUnavailable when the store does not answer.
+
+    A lease or a release is :meth:`replace_member` under the member's ETag, so two concurrent
+    requests can never both take the same member.
+    """
+
+    @abc.abstractmethod
+    def members(self, tenant_id: str) -> list[PoolMember]:
+        """Every member of the tenant's pool, with its ETag, in profile id order."""
+
+    @abc.abstractmethod
+    def add_member(self, tenant_id: str, profile_id: str) -> None:
+        """Add a member that is free; idempotent (an existing member keeps its lease and rest)."""
+
+    @abc.abstractmethod
+    def remove_member(self, tenant_id: str, profile_id: str) -> None:
+        """Remove a member; idempotent (an absent member is a no-op)."""
+
+    @abc.abstractmethod
+    def replace_member(self, tenant_id: str, member: PoolMember) -> PoolMember:
+        """Replace if ``member.etag`` is current; returns it with its new ETag.
+
+        PreconditionFailed when another request changed (or removed) the member first.
+        """
+
+
+class WorkQueue(Pingable):
+    """The ``validation-requests`` work queue and its poison queue.
+
+    Raises DependencyUnavailable when the queue does not take a message.
+    """
+
+    @abc.abstractmethod
+    def send(self, message: WorkMessage, *, delay_seconds: int = 0) -> None:
+        """Send one message, invisible for ``delay_seconds`` (negative counts as 0)."""
+
+    @abc.abstractmethod
+    def send_many(self, messages: Iterable[tuple[WorkMessage, int]]) -> int:
+        """Send (message, delay seconds) pairs; returns how many were sent. Not atomic: after a
+        failure some may have gone out (the worker tolerates duplicates)."""
+
+    @abc.abstractmethod
+    def send_to_poison(self, text: str) -> None:
+        """Park a message that can never be processed, as the host does after maxDequeueCount."""
+
+
+class WebhookEventLog(Pingable):
+    """Event ids already processed, per portal (the de-duplication memory).
+
+    Raises DependencyUnavailable when the store does not answer.
+    """
+
+    @abc.abstractmethod
+    def try_record(self, portal_id: str, event_id: str, *, event_type: str) -> bool:
+        """Record the id; False when it was recorded before (atomic: of two concurrent calls with
+        one id, exactly one gets True)."""
+
+    @abc.abstractmethod
+    def forget(self, portal_id: str, event_id: str) -> None:
+        """Undo :meth:`try_record` when processing failed, so the portal's retry is not a no-op;
+        idempotent (an unknown id is a no-op)."""
