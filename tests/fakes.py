@@ -1,15 +1,36 @@
-"""In-memory fakes of the ports, for unit tests of the services above them."""
+"""In-memory fakes of the ports, for unit tests of the services above them.
+
+Each fake subclasses its port and raises the same domain errors as the adapter; ``down = True``
+makes every call raise DependencyUnavailable, as an adapter does when its service does not answer.
+``tests/integration/test_port_contracts.py`` runs the same cases against each fake and its adapter.
+"""
 from __future__ import annotations
 
 import itertools
 from dataclasses import replace
 
-from shared.domain.errors import DependencyUnavailable, NameConflict, PreconditionFailed, ProfileNotFound
-from shared.domain.ports import Page, ProfileRepository, SecretStore
+from shared.domain.errors import (DependencyUnavailable, NameConflict, NotFound, PreconditionFailed,
+                                  ProfileNotFound, SecretMissing)
+from shared.domain.ports import (JobRepository, OutcomePublisher, Page, PoolRepository, ProfileRepository,
+                                 SecretStore, ValidationHistory, WebhookEventLog, WorkQueue)
 from shared.domain.profile import LastValidation, Password, SecretRef, ServiceAccountProfile, name_key
 
 
-class FakeProfileRepository(ProfileRepository):
+class _Dependency:
+    """``down`` and ``ping`` for every fake."""
+
+    down = False
+    dependency = "Table Storage"
+
+    def _check(self) -> None:
+        if self.down:
+            raise DependencyUnavailable(self.dependency)
+
+    def ping(self) -> None:
+        self._check()
+
+
+class FakeProfileRepository(_Dependency, ProfileRepository):
     def __init__(self):
         self.rows: dict[tuple[str, str], ServiceAccountProfile] = {}
         self._etags = itertools.count(1)
@@ -19,6 +40,7 @@ class FakeProfileRepository(ProfileRepository):
         return f'W/"{next(self._etags)}"'
 
     def _check_write(self) -> None:
+        self._check()
         if self.fail_next_write:
             self.fail_next_write = False
             raise DependencyUnavailable("Table Storage")
@@ -32,6 +54,7 @@ class FakeProfileRepository(ProfileRepository):
         return saved
 
     def get(self, tenant_id, profile_id):
+        self._check()
         try:
             return self.rows[(tenant_id, profile_id)]
         except KeyError:
@@ -55,6 +78,11 @@ class FakeProfileRepository(ProfileRepository):
         del self.rows[(tenant_id, profile_id)]
 
     def list(self, tenant_id, *, kind=None, last_status=None, page_size=50, continuation_token=None):
+        from shared.domain.errors import FieldError, InvalidInput
+
+        self._check()
+        if continuation_token is not None and not str(continuation_token).isdigit():
+            raise InvalidInput([FieldError("continuationToken", "format", "Not a token this API issued.")])
         items = sorted((p for (t, _), p in self.rows.items() if t == tenant_id), key=lambda p: p.id)
         if kind:
             items = [p for p in items if p.kind.value == kind]
@@ -72,6 +100,7 @@ class FakeProfileRepository(ProfileRepository):
                    for (t, _), p in self.rows.items())
 
     def record_validation(self, profile, last: LastValidation, *, legacy_apps_blocked=None):
+        self._check()
         current = self.get(profile.tenant_id, profile.id)
         changes = {"last_validation": last}
         if legacy_apps_blocked is not None:
@@ -80,6 +109,9 @@ class FakeProfileRepository(ProfileRepository):
 
 
 class FakeSecretStore(SecretStore):
+    """Versions per name, soft delete, as Key Vault: a deleted name reads as missing and cannot be
+    set again until it is recovered."""
+
     def __init__(self):
         self.versions: dict[str, list[tuple[str, str, bool]]] = {}  # name -> [(version, value, enabled)]
         self.deleted: set[str] = set()
@@ -90,28 +122,35 @@ class FakeSecretStore(SecretStore):
         if self.down:
             raise DependencyUnavailable("Key Vault", retry_after=7)
 
+    def ping(self):
+        self._check()
+
     def set_secret(self, name, value: Password, *, tags=None):
         self._check()
+        if name in self.deleted:  # Key Vault: 409 ObjectIsDeletedButRecoverable
+            raise DependencyUnavailable("Key Vault")
         version = f"v{len(self.versions.get(name, [])) + 1}"
         self.versions.setdefault(name, []).append((version, value.reveal(), True))
-        self.deleted.discard(name)
         return SecretRef(name, version)
 
     def get_secret(self, ref):
         self._check()
         self.reads += 1
-        for version, value, enabled in self.versions[ref.name]:
-            if version == ref.version and enabled:
-                return Password(value)
-        raise KeyError(ref)
+        if ref.name not in self.deleted:
+            for version, value, enabled in self.versions.get(ref.name, []):
+                if version == ref.version and enabled:
+                    return Password(value)
+        raise SecretMissing(ref.name)
 
     def disable_version(self, ref):
         self._check()
-        self.versions[ref.name] = [(v, val, en and v != ref.version) for v, val, en in self.versions[ref.name]]
+        if ref.name in self.versions:
+            self.versions[ref.name] = [(v, val, en and v != ref.version) for v, val, en in self.versions[ref.name]]
 
     def delete_secret(self, name):
         self._check()
-        self.deleted.add(name)
+        if name in self.versions:
+            self.deleted.add(name)
 
     def recover_secret(self, name):
         self._check()
@@ -124,7 +163,7 @@ class FakeSecretStore(SecretStore):
         return [value for _, value, enabled in reversed(self.versions.get(name, [])) if enabled][:limit]
 
 
-class FakeJobRepository:
+class FakeJobRepository(_Dependency, JobRepository):
     """Jobs and items in memory with ETags, like ``TableJobRepository``."""
 
     def __init__(self):
@@ -133,9 +172,13 @@ class FakeJobRepository:
         self._n = itertools.count(1)
 
     def add(self, job):
+        self._check()
+        if (job.tenant_id, job.id) in self.jobs:
+            raise PreconditionFailed()
         self.jobs[(job.tenant_id, job.id)] = job
 
     def create_item(self, item, *, claimed_until=None):
+        self._check()
         if (item.job_id, item.profile_id) in self.rows:
             raise PreconditionFailed()
         etag = f"e{next(self._n)}"
@@ -143,81 +186,152 @@ class FakeJobRepository:
         return etag
 
     def get(self, tenant_id, job_id):
-        from shared.domain.errors import NotFound
-
+        self._check()
         try:
             return self.jobs[(tenant_id, job_id)]
         except KeyError:
             raise NotFound("Job", job_id) from None
 
     def mark_started(self, tenant_id, job_id, at):
-        job = self.jobs[(tenant_id, job_id)]
-        if job.started_at is None:
+        self._check()
+        job = self.jobs.get((tenant_id, job_id))
+        if job is not None and job.started_at is None:
             self.jobs[(tenant_id, job_id)] = replace(job, started_at=at)
 
     def items(self, job_id):
-        return [i for (j, _), (i, _, _) in self.rows.items() if j == job_id]
+        self._check()
+        return [replace(i, detail="") for (j, _), (i, _, _) in sorted(self.rows.items()) if j == job_id]
 
     def get_item(self, job_id, profile_id):
-        from shared.domain.errors import NotFound
-
+        self._check()
         try:
             return self.rows[(job_id, profile_id)]
         except KeyError:
-            raise NotFound("Job item", profile_id) from None
+            raise NotFound("Job item", f"{job_id}/{profile_id}") from None
 
     def save_item(self, item, *, etag, claimed_until=None):
-        _, _, current = self.rows[(item.job_id, item.profile_id)]
-        if etag != "*" and etag != current:
+        self._check()
+        row = self.rows.get((item.job_id, item.profile_id))
+        if row is None or (etag != "*" and etag != row[2]):
             raise PreconditionFailed()
         new = f"e{next(self._n)}"
         self.rows[(item.job_id, item.profile_id)] = (item, claimed_until, new)
         return new
 
 
-class FakeWorkQueue:
+class FakePoolRepository(_Dependency, PoolRepository):
+    """Pool members in memory with ETags, like ``TablePoolRepository``."""
+
+    def __init__(self):
+        self.rows = {}  # (tenant, profile) -> PoolMember with its etag
+        self._n = itertools.count(1)
+
+    def _etag(self) -> str:
+        return f'W/"{next(self._n)}"'
+
+    def members(self, tenant_id):
+        self._check()
+        return [m for (t, _), m in sorted(self.rows.items()) if t == tenant_id]
+
+    def add_member(self, tenant_id, profile_id):
+        from shared.domain.pool import PoolMember
+
+        self._check()
+        self.rows.setdefault((tenant_id, profile_id), PoolMember(profile_id, etag=self._etag()))
+
+    def remove_member(self, tenant_id, profile_id):
+        self._check()
+        self.rows.pop((tenant_id, profile_id), None)
+
+    def replace_member(self, tenant_id, member):
+        self._check()
+        current = self.rows.get((tenant_id, member.profile_id))
+        if current is None or current.etag != member.etag:
+            raise PreconditionFailed()
+        saved = replace(member, etag=self._etag())
+        self.rows[(tenant_id, member.profile_id)] = saved
+        return saved
+
+
+class FakeWorkQueue(_Dependency, WorkQueue):
+    dependency = "Queue Storage"
+
     def __init__(self):
         self.sent = []  # (WorkMessage, delay)
         self.poison = []
 
     def send(self, message, *, delay_seconds=0):
-        self.sent.append((message, delay_seconds))
+        self._check()
+        self.sent.append((message, max(0, int(delay_seconds))))
 
     def send_many(self, messages):
-        pairs = list(messages)
+        self._check()
+        pairs = [(m, max(0, int(d))) for m, d in messages]
         self.sent.extend(pairs)
         return len(pairs)
 
     def send_to_poison(self, text):
+        self._check()
         self.poison.append(text)
 
 
-class FakeHistory:
+def _history_key(record):
+    """The adapter's RowKey order: newest millisecond first, then record id."""
+    return -int(record.at.timestamp() * 1000), record.record_id
+
+
+class FakeHistory(_Dependency, ValidationHistory):
     def __init__(self):
         self.records = []
         self.outbox = []
 
+    @staticmethod
+    def _same(a, b) -> bool:
+        return (a.tenant_id, a.profile_id, _history_key(a)) == (b.tenant_id, b.profile_id, _history_key(b))
+
     def add(self, record, *, publish):
-        self.records.append(record)
+        self._check()  # before any change: all or nothing, like the adapter's transaction
+        self.records = [r for r in self.records if not self._same(r, record)] + [record]
         if publish:
-            self.outbox.append(record)
+            self.outbox = [r for r in self.outbox if not self._same(r, record)] + [record]
 
     def list(self, tenant_id, profile_id, *, limit=50):
-        return [r for r in reversed(self.records) if (r.tenant_id, r.profile_id) == (tenant_id, profile_id)][:limit]
+        self._check()
+        mine = [r for r in self.records if (r.tenant_id, r.profile_id) == (tenant_id, profile_id)]
+        return sorted(mine, key=_history_key)[:max(0, limit)]
 
     def mark_published(self, record):
-        self.outbox = [r for r in self.outbox if r.record_id != record.record_id]
+        self._check()
+        self.outbox = [r for r in self.outbox if not self._same(r, record)]
 
     def unpublished(self, *, limit=100):
-        return self.outbox[:limit]
+        self._check()
+        return self.outbox[:max(0, limit)]
 
 
-class FakePublisher:
+class FakePublisher(_Dependency, OutcomePublisher):
+    dependency = "Queue Storage"
+
     def __init__(self):
         self.published = []
         self.down = False
 
     def publish(self, record):
-        if self.down:
-            raise DependencyUnavailable("Queue Storage")
+        self._check()
         self.published.append(record)
+
+
+class FakeWebhookEventLog(_Dependency, WebhookEventLog):
+    def __init__(self):
+        self.seen = {}  # (portal, event id) -> event type
+
+    def try_record(self, portal_id, event_id, *, event_type):
+        self._check()
+        if (portal_id, event_id) in self.seen:
+            return False
+        self.seen[(portal_id, event_id)] = event_type
+        return True
+
+    def forget(self, portal_id, event_id):
+        self._check()
+        self.seen.pop((portal_id, event_id), None)
