@@ -23,7 +23,22 @@ Routes (JSON in and out; errors are ``{"error": "<message naming the field>"}`` 
 ``GET|DELETE /_sim/signins[?user=upn]``  the sign-in log
 ``POST   /_sim/tokens``                  mint a token for tests (``audience``, ``upn``|``appId``, ``expiresIn``)
 ``GET    /_sim/vaults/{name}``           secret names, version counts, deleted flags (no values)
+``GET    /_sim/tenant-aliases``          ``{"<alias id>": "<tenant id>"}``
+``PUT    /_sim/tenant-aliases/{id}``     ``{"tenant": "<id|domain>"}``: ``id`` addresses that tenant too
+``DELETE /_sim/tenant-aliases/{id}``     remove the alias (404 when there is none)
 =======================================  ==========================================================
+
+Tenant aliases (test isolation): ``PUT /_sim/tenant-aliases/{id}`` makes a fresh GUID ``id`` (one no
+tenant has) a second id of a scenario tenant, so a test can use its own tenant id in the product's
+paths (Table partition, Key Vault secret names) while sign-in through the authority
+``https://login.microsoftonline.com/{id}`` reaches that tenant's users, policies and SharePoint hosts.
+The alias resolves wherever a tenant id or domain does (discovery, JWKS, token endpoint, this control
+API); answers are the tenant's own, exactly as when it is addressed by one of its domains (discovery
+and tokens carry its real id). Nothing else on the wire changes, and an id that is neither a tenant
+nor an alias is still AADSTS90002. Aliases are not part of the scenario (``GET /_sim/scenario`` does
+not show them); they survive scenario changes and are cleared by ``POST /_sim/reset``.
+Client: :meth:`SimulatorControl.add_tenant_alias`, :meth:`~SimulatorControl.remove_tenant_alias`,
+:meth:`~SimulatorControl.tenant_aliases`.
 """
 from __future__ import annotations
 
@@ -80,6 +95,9 @@ class ControlApi:
         r.add("DELETE", r"/_sim/signins", self.clear_signins)
         r.add("POST", r"/_sim/tokens", self.mint_token)
         r.add("GET", r"/_sim/vaults/(?P<name>[^/]+)", self.get_vault)
+        r.add("GET", r"/_sim/tenant-aliases", self.get_tenant_aliases)
+        r.add("PUT", r"/_sim/tenant-aliases/(?P<alias>[^/]+)", self.put_tenant_alias)
+        r.add("DELETE", r"/_sim/tenant-aliases/(?P<alias>[^/]+)", self.delete_tenant_alias)
         self.routes = r
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -123,6 +141,7 @@ class ControlApi:
 
     def _find_tenant(self, sc: dict, key: str) -> dict | None:
         key = key.lower()
+        key = self.state.tenant_aliases.get(key, key)
         return next((t for t in sc["tenants"] if t["id"].lower() == key or key in map(str.lower, t["domains"])),
                     None)
 
@@ -204,6 +223,28 @@ class ControlApi:
         sc = copy.deepcopy(self.state.scenario)
         sc["network"] = merge_patch(sc["network"], await self._body(request))
         return self._commit(sc)
+
+    # ------------------------------------------------------------------ tenant aliases
+
+    async def get_tenant_aliases(self, request):
+        return json_response(dict(self.state.tenant_aliases))
+
+    async def put_tenant_alias(self, request, alias):
+        body = await self._body(request)
+        if not isinstance(body, dict) or not isinstance(body.get("tenant"), str):
+            raise ScenarioError("tenant: required (the id or a domain of a scenario tenant)")
+        try:
+            tenant_id = self.state.add_tenant_alias(alias, body["tenant"])
+        except LookupError as exc:
+            return _err(404, str(exc.args[0]))
+        return json_response({"id": alias.lower(), "tenant": tenant_id})
+
+    async def delete_tenant_alias(self, request, alias):
+        try:
+            self.state.remove_tenant_alias(alias)
+        except LookupError as exc:
+            return _err(404, str(exc.args[0]))
+        return json_response({"status": "removed"})
 
     # ------------------------------------------------------------------ faults
 
@@ -385,6 +426,18 @@ class SimulatorControl:
 
     def patch_network(self, patch: dict) -> None:
         self._call("PATCH", "/network", patch)
+
+    # tenant aliases
+    def add_tenant_alias(self, alias: str, tenant: str) -> str:
+        """Make ``alias`` (a GUID no tenant has) a second id of ``tenant`` (id or domain), e.g. a test's
+        own tenant id that signs in to the demo tenant contoso; return the tenant's own id."""
+        return self._call("PUT", f"/tenant-aliases/{quote(alias)}", {"tenant": tenant})["tenant"]
+
+    def remove_tenant_alias(self, alias: str) -> None:
+        self._call("DELETE", f"/tenant-aliases/{quote(alias)}")
+
+    def tenant_aliases(self) -> dict[str, str]:
+        return self._call("GET", "/tenant-aliases")
 
     # faults
     def faults(self) -> dict:

@@ -10,6 +10,7 @@ import copy
 import functools
 import ipaddress
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,7 @@ def _is_ip(value: object) -> bool:
 
 _SCHEMA = json.loads(SCHEMA_PATH.read_text())
 _VALIDATOR = jsonschema.Draft202012Validator(_SCHEMA, format_checker=_format_checker)
+GUID = re.compile(_SCHEMA["$defs"]["guid"]["pattern"])  # a tenant id, as the schema spells it
 
 
 def _path(parts: Iterable[Any]) -> str:
@@ -282,10 +284,16 @@ class SpoHost:
 
 
 class Directory:
-    """Read-only lookups over one validated scenario (rebuilt whenever the scenario changes)."""
+    """Read-only lookups over one validated scenario (rebuilt whenever the scenario changes).
 
-    def __init__(self, scenario: dict):
+    ``aliases`` (lower-case alias id -> lower-case tenant id, owned by :class:`SimState` and shared
+    by reference) are extra ids a tenant answers to, like one more verified domain: the tenant they
+    resolve to is the scenario tenant itself, so every answer still carries its own id.
+    """
+
+    def __init__(self, scenario: dict, aliases: dict[str, str] | None = None):
         self.scenario = scenario
+        self.aliases = {} if aliases is None else aliases
         self.tenants_by_key: dict[str, dict] = {}
         self.tenant_of_user: dict[str, dict] = {}
         self.users: dict[str, dict] = {}
@@ -307,7 +315,11 @@ class Directory:
         self.vaults = {v["name"].lower(): v for v in scenario["vaults"]}
 
     def tenant(self, key: str) -> dict | None:
-        return self.tenants_by_key.get(key.lower())
+        key = key.lower()
+        found = self.tenants_by_key.get(key)
+        if found is None and key in self.aliases:
+            found = self.tenants_by_key.get(self.aliases[key])
+        return found
 
     def tenant_for_domain(self, upn: str) -> dict | None:
         return self.tenants_by_key.get(upn.rpartition("@")[2].lower())

@@ -24,6 +24,7 @@ class SimState:
         self.faults = FaultEngine()
         self.counters = Counters()
         self.signins: deque[dict] = deque(maxlen=SIGNIN_LOG_LIMIT)
+        self.tenant_aliases: dict[str, str] = {}  # alias id -> tenant id (lower case); see add_tenant_alias
         self.load(scenario)
 
     # ------------------------------------------------------------------ scenario
@@ -32,7 +33,7 @@ class SimState:
         """Replace the scenario: directory, vault contents and faults all come from it."""
         self.scenario = scenario
         self.version = getattr(self, "version", 0) + 1
-        self.directory = scenario_mod.Directory(scenario)
+        self.directory = scenario_mod.Directory(scenario, self.tenant_aliases)
         self.vaults = VaultStore(scenario["vaults"])
         self.faults.configure(scenario["faults"])
 
@@ -40,12 +41,38 @@ class SimState:
         """Apply an edited scenario (merge patch) while keeping vault contents and runtime faults."""
         self.scenario = scenario
         self.version += 1
-        self.directory = scenario_mod.Directory(scenario)
+        self.directory = scenario_mod.Directory(scenario, self.tenant_aliases)
         for v in scenario["vaults"]:
             self.vaults.data.setdefault(v["name"].lower(), {})
 
+    def add_tenant_alias(self, alias: str, tenant: str) -> str:
+        """Let ``alias`` (a GUID no tenant has) address the tenant ``tenant`` (id or domain) too: its
+        users, policies, SharePoint hosts and settings, as if it were one more name of that tenant.
+        Kept across scenario changes (an alias of a tenant that is gone resolves to nothing) until
+        removed or :meth:`reset`. Return the tenant's own id.
+
+        :raises ScenarioError: naming what is wrong with ``alias`` or ``tenant``.
+        """
+        key = alias.lower()
+        if not scenario_mod.GUID.fullmatch(key):
+            raise scenario_mod.ScenarioError(f"alias: {alias!r} is not a GUID")
+        if key in self.directory.tenants_by_key:
+            raise scenario_mod.ScenarioError(f"alias: {alias} is already the id of a tenant")
+        target = self.directory.tenant(tenant)
+        if target is None:
+            raise LookupError(f"no tenant {tenant}")
+        self.tenant_aliases[key] = target["id"].lower()
+        return target["id"]
+
+    def remove_tenant_alias(self, alias: str) -> None:
+        """:raises LookupError: when there is no such alias."""
+        if self.tenant_aliases.pop(alias.lower(), None) is None:
+            raise LookupError(f"no tenant alias {alias}")
+
     def reset(self) -> None:
-        """Back to the scenario the simulator started with; faults, counters and sign-ins cleared."""
+        """Back to the scenario the simulator started with; faults, counters, sign-ins and tenant
+        aliases cleared."""
+        self.tenant_aliases.clear()
         self.load(copy.deepcopy(self.initial))
         self.counters.clear()
         self.signins.clear()

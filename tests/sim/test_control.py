@@ -133,3 +133,42 @@ def test_load_replaces_the_scenario_and_users_can_be_added(sim, sim_session):
 def test_unknown_control_route(sim, sim_session):
     resp = sim_session.get(f"https://{sim.endpoint}/_sim/nothing")
     assert resp.status_code == 404
+
+
+def test_a_tenant_alias_signs_in_to_the_tenant_it_names_until_removed(sim, sim_session):
+    import uuid
+
+    from .helpers import FABRIKAM, LOGIN
+
+    alias, other = str(uuid.uuid4()), str(uuid.uuid4())
+    assert sim.control.add_tenant_alias(alias, C) == CONTOSO
+    assert sim.control.add_tenant_alias(other.upper(), FABRIKAM) == FABRIKAM
+    assert sim.control.tenant_aliases() == {alias: CONTOSO, other: FABRIKAM}
+    token = ropc(sim_session, alias, f"admin@{C}", PASSWORD)
+    assert "access_token" in token and token["id_token_claims"]["tid"] == CONTOSO  # the tenant's own id
+    assert ropc(sim_session, alias, f"blocked@{C}", PASSWORD)["error_codes"] == [53003]  # its policies
+    assert ropc(sim_session, other, f"admin@{C}", PASSWORD)["error_codes"] == [50034]  # not fabrikam's user
+    discovery = sim_session.get(f"{LOGIN}/{alias}/v2.0/.well-known/openid-configuration").json()
+    assert discovery["issuer"] == f"{LOGIN}/{CONTOSO}/v2.0"  # as when addressed by a domain
+    sim.control.patch_tenant(alias, {"name": "Contoso via alias"})  # the control API resolves it too
+    assert next(t for t in sim.control.scenario()["tenants"] if t["id"] == CONTOSO)["name"] == "Contoso via alias"
+
+    sim.control.remove_tenant_alias(alias)
+    gone = sim_session.get(f"{LOGIN}/{alias}/v2.0/.well-known/openid-configuration")
+    assert gone.status_code == 400 and gone.json()["error_codes"] == [90002]
+    with pytest.raises(SimulatorControlError) as info:
+        sim.control.remove_tenant_alias(alias)
+    assert info.value.status == 404
+    sim.control.reset()
+    assert sim.control.tenant_aliases() == {}
+
+
+@pytest.mark.parametrize("alias, tenant, status, message", [
+    ("not-a-guid", CONTOSO, 400, "is not a GUID"),
+    (CONTOSO, "fabrikam.onmicrosoft.com", 400, "already the id of a tenant"),
+    ("99999999-9999-4999-8999-999999999999", "nowhere.onmicrosoft.com", 404, "no tenant"),
+])
+def test_a_bad_tenant_alias_is_refused(sim, alias, tenant, status, message):
+    with pytest.raises(SimulatorControlError, match=message) as info:
+        sim.control.add_tenant_alias(alias, tenant)
+    assert info.value.status == status and sim.control.tenant_aliases() == {}
