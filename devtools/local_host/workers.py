@@ -37,6 +37,7 @@ from typing import Any, Mapping
 
 from azure.functions.meta import Datum
 
+from devtools.local_host.function_call import arguments, call_with_thread_local, encoded_outputs
 from devtools.local_host.settings import AppSettings
 
 logger = logging.getLogger(__name__)
@@ -120,13 +121,11 @@ class _ForwardingHandler(logging.Handler):
 
 def _execute(functions: Mapping[str, Any], name: str, invocation_id: str, datum: Datum,
              metadata: Mapping[str, Datum] | None) -> list[tuple[str, Datum]]:
-    from devtools.local_host.invocation import _call_with_thread_local, arguments, encoded_outputs
-
     fn = functions.get(name)
     if fn is None:
         raise LookupError(f"the worker process has no sync function named {name!r}")
     kwargs, outs, context = arguments(fn, invocation_id, datum, metadata)
-    result = _call_with_thread_local(context, fn.func, kwargs)
+    result = call_with_thread_local(context, fn.func, kwargs)
     return [(binding["name"], value) for binding, value in encoded_outputs(fn, outs, result)]
 
 
