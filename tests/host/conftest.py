@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import base64
-import time
 import uuid
 
 import pytest
@@ -10,6 +9,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
 from tests.fixtures.local_host import unique_queue_name
+from tests.waiting import wait_until
 
 
 class Queues:
@@ -47,12 +47,19 @@ class Queues:
             return 0
 
     def wait_for_texts(self, name: str, count: int, *, timeout: float = 10.0) -> list[str]:
-        deadline = time.monotonic() + timeout
-        while True:
+        """The visible texts, once there are at least ``count``."""
+        def enough() -> list[str]:
             texts = self.texts(name)
-            if len(texts) >= count or time.monotonic() > deadline:
-                return texts
-            time.sleep(0.05)
+            assert len(texts) >= count, texts
+            return texts
+
+        return wait_until(enough, timeout=timeout, what=f"{count} visible message(s) on {name}")
+
+    def send_after(self, name: str, text: str, seconds: int) -> str:
+        """Send a message that becomes visible only after ``seconds`` (a marker that proves the host
+        polled the queue that much later)."""
+        return self.client(name).send_message(base64.b64encode(text.encode("utf-8")).decode("ascii"),
+                                              visibility_timeout=seconds).id
 
 
 @pytest.fixture

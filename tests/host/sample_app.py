@@ -21,24 +21,27 @@ class Recorder:
 
     def __init__(self) -> None:
         self._events: list[dict] = []
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
 
     def add(self, kind: str, **data) -> None:
-        with self._changed:
+        with self._lock:
             self._events.append({"kind": kind, "at": time.monotonic(), **data})
-            self._changed.notify_all()
 
     def of(self, kind: str, **match) -> list[dict]:
-        with self._changed:
+        with self._lock:
             return [e for e in self._events
                     if e["kind"] == kind and all(e.get(k) == v for k, v in match.items())]
 
     def wait(self, kind: str, count: int = 1, *, timeout: float = 10.0, **match) -> list[dict]:
-        with self._changed:
-            if not self._changed.wait_for(lambda: len(self.of(kind, **match)) >= count, timeout):
-                raise TimeoutError(f"saw {len(self.of(kind, **match))} of {count} {kind} {match}: "
-                                   f"{self._events}")
-            return self.of(kind, **match)
+        """The matching events, once there are at least ``count`` (``tests.waiting.wait_until``)."""
+        from tests.waiting import wait_until
+
+        def enough() -> list[dict]:
+            seen = self.of(kind, **match)
+            assert len(seen) >= count, f"saw {len(seen)} of {count} {kind} {match}: {self._events[-20:]}"
+            return seen
+
+        return wait_until(enough, timeout=timeout, interval=0.01)
 
 
 EVENTS = Recorder()
@@ -142,6 +145,9 @@ async def slow_async(req: func.HttpRequest) -> func.HttpResponse:
 
 @http_bp.route(route="sync-slow/{seconds}", auth_level=func.AuthLevel.ANONYMOUS)
 def slow_sync(req: func.HttpRequest) -> func.HttpResponse:
+    """Sleeps (simulated work); ``?tag=`` records a ``sync-slow`` event first (in-process hosts)."""
+    if req.params.get("tag"):
+        EVENTS.add("sync-slow", tag=req.params["tag"])
     time.sleep(float(req.route_params["seconds"]))
     return func.HttpResponse("slept")
 

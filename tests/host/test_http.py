@@ -170,9 +170,10 @@ def test_stop_lets_an_in_flight_request_finish(start_local_host, names):
     host = start_local_host(sample_app.app, settings=settings_of(names),
                             host_config=host_json(functions=["slow_sync"]))
     statuses = []
-    caller = threading.Thread(target=lambda: statuses.append(get(host, "/api/sync-slow/0.8").status_code))
+    tag = names["tag"]
+    caller = threading.Thread(target=lambda: statuses.append(get(host, f"/api/sync-slow/0.8?tag={tag}").status_code))
     caller.start()
-    time.sleep(0.3)
+    sample_app.EVENTS.wait("sync-slow", tag=tag)  # the request is in flight
     assert host.stop(grace=5) is True
     caller.join()
     assert statuses == [200]

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import requests
 
 from devtools.azurite import free_port
 from tests.fixtures.local_host import LOCAL_KEY, host_json
 from tests.host.conftest import settings_of
+from tests.waiting import wait_until
 
 APP = "tests.host.sample_app:app"
 
@@ -53,17 +53,16 @@ def test_cli_falls_back_to_the_sample_settings_and_their_port(start_local_host_p
 
 def test_sigterm_drains_in_flight_work_and_exits_cleanly(start_local_host_process, tmp_path, queues, names):
     settings, host_file = write_project(tmp_path, values={}, functions=["work", "slow_sync"])
-    proc = start_local_host_process(APP, env=settings_of(names), settings=settings, host_json=host_file)
+    proc = start_local_host_process(APP, env=settings_of(names), settings=settings, host_json=host_file,
+                                    extra_args=["--log-level", "DEBUG"])  # for the 'Executing' line
     body = f"sleep:{names['tag']}:1"
     statuses = []
     caller = threading.Thread(target=lambda: statuses.append(
         requests.get(f"{proc.url}/api/sync-slow/1.5").status_code))
     caller.start()
-    time.sleep(0.3)  # the request reaches the host (it runs 1.5 s) before the message is sent
+    wait_until(lambda: "Executing 'Functions.slow_sync'" in proc.output)  # the request reached the host
     queues.send(names["WORK_QUEUE"], body)
-    deadline = time.monotonic() + 10
-    while queues.raw(names["WORK_QUEUE"]) and time.monotonic() < deadline:  # until it is fetched
-        time.sleep(0.05)
+    wait_until(lambda: not queues.raw(names["WORK_QUEUE"]))  # until it is fetched
     assert "Executed 'Functions.work'" not in proc.output  # still running
 
     assert proc.stop() == 0

@@ -12,19 +12,30 @@ from devtools.local_host.queues import Backoff
 from tests.fixtures.local_host import LOCAL_KEY, host_json
 from tests.host import sample_app
 from tests.host.conftest import settings_of
+from tests.waiting import wait_until
 
 EVENTS = sample_app.EVENTS
 
 
 def wait_started(bodies: set[str], count: int, timeout: float = 10.0) -> set[str]:
     """Bodies (of ``bodies``) whose invocation has started, once there are ``count`` of them."""
-    deadline = time.monotonic() + timeout
-    while True:
+    def started_enough() -> set[str]:
         started = {e["body"] for e in EVENTS.of("work") if e["body"] in bodies}
-        if len(started) >= count or time.monotonic() > deadline:
-            assert len(started) == count, started
-            return started
-        time.sleep(0.02)
+        assert len(started) >= count, started
+        return started
+
+    started = wait_until(started_enough, timeout=timeout, interval=0.02)
+    assert len(started) == count, started
+    return started
+
+
+def wait_for_marker(queues, names, seconds: int = 2) -> None:
+    """Send a marker (its own tag) that becomes visible ``seconds`` from now, and wait until it has
+    been processed: the host has polled the queue since then, so a message of the test that would
+    have come back (visibilityTimeout is 1 s) has been seen again by now."""
+    marker = f"{names['tag']}-marker"
+    queues.send_after(names["WORK_QUEUE"], f"ok:{marker}", seconds)
+    EVENTS.wait("work-done", tag=marker, timeout=seconds + 10)
 
 
 def test_a_message_is_delivered_once_as_a_queue_message_and_deleted(start_local_host, queues, names):
@@ -43,11 +54,9 @@ def test_a_message_is_delivered_once_as_a_queue_message_and_deleted(start_local_
     assert seen["pop_receipt"]
 
     host.invocations.wait_for("work", succeeded=True)
-    deadline = time.monotonic() + 5
-    while queues.total(names["WORK_QUEUE"]) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: queues.total(names["WORK_QUEUE"]) == 0, timeout=5)
     assert queues.total(names["WORK_QUEUE"]) == 0  # deleted, not merely hidden
-    time.sleep(1.5)  # longer than visibilityTimeout: a message left behind would be seen again
+    wait_for_marker(queues, names)  # later than visibilityTimeout: a message left behind would be seen again
     assert len(EVENTS.of("work", tag=names["tag"])) == 1
 
 
@@ -68,7 +77,7 @@ def test_a_failing_message_goes_to_poison_after_exactly_max_dequeue_count_tries(
     assert "reached MaxDequeueCount of 3" in caplog.text  # moved when the 3rd try failed
     assert queues.total(names["WORK_QUEUE"]) == 0
     assert queues.raw(poison)[0].content == base64.b64encode(body.encode()).decode()  # copied as is
-    time.sleep(1.5)
+    wait_for_marker(queues, names)  # no 4th try: the host has polled past when one would be visible
     assert len(EVENTS.of("work", tag=names["tag"])) == 3
 
 
@@ -103,9 +112,7 @@ def test_content_that_is_not_base64_goes_to_poison_unprocessed(start_local_host,
     queues.client(names["WORK_QUEUE"]).create_queue()
     queues.client(names["WORK_QUEUE"]).send_message(f"ok:{names['tag']} is not base64!")
 
-    deadline = time.monotonic() + 10
-    while not queues.raw(names["WORK_QUEUE"] + "-poison") and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: queues.raw(names["WORK_QUEUE"] + "-poison"))
     assert [m.content for m in queues.raw(names["WORK_QUEUE"] + "-poison")] == [f"ok:{names['tag']} is not base64!"]
     assert EVENTS.of("work", tag=names["tag"]) == []
 
@@ -134,15 +141,16 @@ def test_output_binding_sends_base64_messages_only_when_the_function_succeeds(st
 
 
 def test_queue_trigger_output_is_not_sent_when_the_function_fails(start_local_host, queues, names):
-    start_local_host(sample_app.app, settings=settings_of(names),
-                     host_config=host_json(functions=["work"], maxDequeueCount=1))
+    host = start_local_host(sample_app.app, settings=settings_of(names),
+                            host_config=host_json(functions=["work"], maxDequeueCount=1))
     queues.send(names["WORK_QUEUE"], f"fail:{names['tag']}")
     queues.send(names["WORK_QUEUE"], f"ok:{names['tag']}")
 
     assert queues.wait_for_texts(names["WORK_QUEUE"] + "-poison", 1) == [f"fail:{names['tag']}"]
     EVENTS.wait("work-done", tag=names["tag"])
     assert queues.wait_for_texts(names["OUT_QUEUE"], 1) == [f"done:ok:{names['tag']}"]
-    time.sleep(0.3)
+    host.invocations.wait_for("work", 2)  # both finished: an invocation's outputs are sent before it ends
+    wait_until(lambda: queues.total(names["WORK_QUEUE"]) == 0)  # and neither message comes back
     assert queues.texts(names["OUT_QUEUE"]) == [f"done:ok:{names['tag']}"]
 
 

@@ -46,11 +46,11 @@ def test_a_far_schedule_does_not_fire_but_the_admin_api_runs_it_now(start_local_
 
 
 def test_run_on_startup_fires_once_at_start(start_local_host, names):
-    host = start_local_host(sample_app.app, settings=settings_of(names),
-                            host_config=host_json(functions=["on_startup"]))
+    host = start_local_host(sample_app.app, settings=settings_of(names, TICK_SCHEDULE="* * * * * *"),
+                            host_config=host_json(functions=["on_startup", "tick"]))
     [record] = host.invocations.wait_for("on_startup", timeout=5)
     assert record.succeeded
-    time.sleep(1.2)
+    host.invocations.wait_for("tick", 2, timeout=5)  # the timers ran on for a second and more
     assert len(host.invocations.list("on_startup")) == 1
 
 

@@ -20,6 +20,7 @@ from devtools.local_host.workers import RemoteTraceback, WorkerProcessError
 from tests.fixtures.local_host import host_json
 from tests.host import sample_app
 from tests.host.conftest import settings_of
+from tests.waiting import wait_until
 
 TWO = {"FUNCTIONS_WORKER_PROCESS_COUNT": "2"}
 
@@ -34,12 +35,7 @@ def gone(pid: int) -> bool:
 
 
 def wait_gone(pids, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not all(map(gone, pids)):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+    return wait_until(lambda: all(map(gone, pids)), timeout=timeout, what=f"processes {pids} have exited")
 
 
 def concurrently(count: int, call) -> list:
@@ -132,9 +128,7 @@ def test_queue_trigger_and_output_binding_spread_over_the_processes(start_local_
     assert len(pids) == 2 and os.getpid() not in pids
     records = host.invocations.wait_for("work", 8)
     assert all(r.succeeded for r in records) and {r.worker_pid for r in records} == pids
-    deadline = time.monotonic() + 5
-    while queues.total(names["WORK_QUEUE"]) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: queues.total(names["WORK_QUEUE"]) == 0, timeout=5)
     assert queues.total(names["WORK_QUEUE"]) == 0
 
 
@@ -147,9 +141,7 @@ def test_a_failing_message_still_goes_to_poison(start_local_host, queues, names)
     assert queues.wait_for_texts(names["WORK_QUEUE"] + "-poison", 1) == [body]
     failures = host.invocations.wait_for("work", 2, succeeded=False)
     assert all(str(r.error) == f"failing on purpose: {body}" for r in failures)
-    deadline = time.monotonic() + 5  # copied to the poison queue first, then deleted
-    while queues.total(names["WORK_QUEUE"]) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: queues.total(names["WORK_QUEUE"]) == 0, timeout=5)  # copied to poison first, then deleted
     assert queues.total(names["WORK_QUEUE"]) == 0
     assert queues.texts(names["OUT_QUEUE"]) == []
 
@@ -161,9 +153,7 @@ def test_stop_mid_batch_finishes_in_flight_messages_loses_none_and_ends_the_proc
         queues.send(names["WORK_QUEUE"], body)
     host = start_local_host(sample_app.app, settings=settings_of(names, **TWO),
                             host_config=host_json(functions=["work"], batchSize=4, newBatchThreshold=0))
-    deadline = time.monotonic() + 15
-    while len(queues.raw(names["WORK_QUEUE"])) > 2 and time.monotonic() < deadline:  # 4 fetched
-        time.sleep(0.02)
+    wait_until(lambda: len(queues.raw(names["WORK_QUEUE"])) <= 2, timeout=15, interval=0.02)  # 4 fetched
     worker_pids = [w.pid for w in host._workers.workers]
 
     assert host.stop(grace=5) is True
@@ -197,7 +187,8 @@ def test_cli_sigterm_drains_the_worker_processes_and_ends_them(start_local_host_
     from tests.host.test_process import APP, write_project
 
     settings, host_file = write_project(tmp_path, values={}, functions=["work", "pid"])
-    proc = start_local_host_process(APP, env={**settings_of(names), **TWO}, settings=settings, host_json=host_file)
+    proc = start_local_host_process(APP, env={**settings_of(names), **TWO}, settings=settings, host_json=host_file,
+                                    extra_args=["--log-level", "DEBUG"])  # for the 'Executing' line
     worker_pids = _worker_pids(proc.output)
     body = f"pid:{names['tag']}:1"
     queues.send(names["WORK_QUEUE"], body)
@@ -205,9 +196,8 @@ def test_cli_sigterm_drains_the_worker_processes_and_ends_them(start_local_host_
     caller = threading.Thread(target=lambda: answers.append(
         requests.get(f"{proc.url}/api/pid", params={"sleep": "1.2"})))
     caller.start()
-    deadline = time.monotonic() + 10
-    while queues.raw(names["WORK_QUEUE"]) and time.monotonic() < deadline:  # until it is fetched
-        time.sleep(0.05)
+    wait_until(lambda: not queues.raw(names["WORK_QUEUE"])  # until it is fetched and the request arrived
+               and "Executing 'Functions.pid'" in proc.output)
 
     assert proc.stop() == 0
     caller.join()

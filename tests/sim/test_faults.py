@@ -1,10 +1,13 @@
 """Runtime faults: latency, 429 with Retry-After, 503, resets, outages and per-user SharePoint throttling."""
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
 import requests
+
+from tests.waiting import wait_until
 
 from .helpers import APP_PASSWORD, CONTOSO, LOGIN, PASSWORD, contextinfo, ropc, sts_sign_in, wsignin
 
@@ -79,19 +82,25 @@ def test_connection_reset(sim, sim_session):
     assert sim_session.get("https://graph.microsoft.com/v1.0/me").status_code == 401
 
 
+def port_refuses(endpoint: str) -> bool:
+    host, port = endpoint.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
 def test_outage_refused_then_back(sim, sim_session):
     sim.control.set_outage("refused", seconds=1)
-    time.sleep(0.2)
+    wait_until(lambda: port_refuses(sim.endpoint), timeout=0.9)  # closed once the control call is answered
     with pytest.raises(requests.ConnectionError):
         sim_session.get(DISCOVERY, timeout=2)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            assert sim_session.get(DISCOVERY, timeout=2).status_code == 200
-            break
-        except requests.ConnectionError:
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+
+    def back():
+        assert sim_session.get(DISCOVERY, timeout=2).status_code == 200
+
+    wait_until(back, ignoring=(requests.ConnectionError,), interval=0.2)
 
 
 def test_refused_needs_a_duration(sim):
