@@ -323,13 +323,17 @@ class FakePublisher(_Dependency, OutcomePublisher):
 
 class FakeWebhookEventLog(_Dependency, WebhookEventLog):
     def __init__(self):
+        import threading
+
         self.seen = {}  # (portal, event id) -> event type
+        self._lock = threading.Lock()  # check-and-insert is atomic, like the table's insert
 
     def try_record(self, portal_id, event_id, *, event_type):
         self._check()
-        if (portal_id, event_id) in self.seen:
-            return False
-        self.seen[(portal_id, event_id)] = event_type
+        with self._lock:
+            if (portal_id, event_id) in self.seen:
+                return False
+            self.seen[(portal_id, event_id)] = event_type
         return True
 
     def forget(self, portal_id, event_id):

@@ -89,8 +89,11 @@ class KeyVaultSecretStore(SecretStore):
 
     def get_values(self, name: str, *, limit: int = 3) -> list[str]:
         try:
-            versions = [v for v in self._client.list_properties_of_secret_versions(name) if v.enabled]
-            versions.sort(key=lambda v: v.created_on or 0, reverse=True)
+            listed = list(enumerate(self._client.list_properties_of_secret_versions(name)))
+            # created_on has whole seconds: versions of one second keep the vault's (creation) order
+            listed.sort(key=lambda iv: (iv[1].created_on.timestamp() if iv[1].created_on else 0, iv[0]),
+                        reverse=True)
+            versions = [v for _, v in listed if v.enabled]
             return [self._client.get_secret(name, v.version).value or "" for v in versions[:limit]]
         except ResourceNotFoundError:
             return []
@@ -98,8 +101,11 @@ class KeyVaultSecretStore(SecretStore):
             raise self._fail(exc, "list") from exc
 
     def disable_version(self, ref: SecretRef) -> None:
+        """A version that does not exist is already unusable: a no-op."""
         try:
             self._client.update_secret_properties(ref.name, ref.version, enabled=False)
+        except ResourceNotFoundError:
+            return
         except AzureError as exc:
             raise self._fail(exc, "disable") from exc
 

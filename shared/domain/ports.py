@@ -108,7 +108,8 @@ class SecretStore(Pingable):
 
     @abc.abstractmethod
     def disable_version(self, ref: SecretRef) -> None:
-        """Make a version unusable (an orphan from a failed write)."""
+        """Make a version unusable (an orphan from a failed write); :meth:`get_secret` then raises
+        SecretMissing for it. A missing version is a no-op."""
 
     @abc.abstractmethod
     def delete_secret(self, name: str) -> None:
