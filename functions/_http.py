@@ -1,60 +1,28 @@
-"""HTTP plumbing shared by the triggers: correlation ids, JSON bodies, RFC 9457 problems.
-
-:data:`PROBLEMS` is the one table that maps domain errors to HTTP answers.
-"""
+"""HTTP plumbing shared by the triggers: registration from the route table, correlation ids,
+bodies parsed by the contract's models, RFC 9457 problems (table in :mod:`shared.contract.problems`)."""
 from __future__ import annotations
 
 import json
 import logging
 import re
 import uuid
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
+from urllib.parse import urlsplit
 
 import azure.functions as func
+from pydantic import BaseModel, ValidationError
 
-from shared.config import ConfigurationError
+from shared.contract.base import MalformedJson, RequestModel, field_errors, parse_body
+from shared.contract.problems import (INTERNAL, INVALID_PATH, MALFORMED_JSON, UNSUPPORTED_MEDIA, ProblemType,
+                                      problem_for)
+from shared.contract.routes import BY_ID
 from shared.domain import errors
-from shared.domain.pool import PoolExhausted
 
 log = logging.getLogger("functions.http")
 
-PROBLEM_BASE = "https://m365-profiles.dev/problems/"
 _CID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-
-
-@dataclass(frozen=True)
-class ProblemType:
-    slug: str
-    status: int
-    title: str
-
-    @property
-    def uri(self) -> str:
-        return PROBLEM_BASE + self.slug
-
-
-#: Domain error → problem type. Found through the MRO, most specific first.
-PROBLEMS: dict[type[BaseException], ProblemType] = {
-    errors.InvalidInput: ProblemType("validation", 422, "The request has invalid fields"),
-    errors.ProfileNotFound: ProblemType("not-found", 404, "Not found"),
-    errors.NotFound: ProblemType("not-found", 404, "Not found"),
-    errors.NameConflict: ProblemType("name-conflict", 409, "Profile name already in use"),
-    errors.SecretMissing: ProblemType("secret-missing", 409, "The profile's password is missing from Key Vault"),
-    errors.PreconditionRequired: ProblemType("precondition-required", 428, "If-Match header required"),
-    errors.PreconditionFailed: ProblemType("precondition-failed", 412, "The profile was changed by someone else"),
-    errors.DependencyUnavailable: ProblemType("dependency-unavailable", 503, "A dependency is unavailable"),
-    errors.Unauthorized: ProblemType("unauthorized", 401, "Unauthorized"),
-    PoolExhausted: ProblemType("pool-exhausted", 503, "No account-pool member is free"),
-    ConfigurationError: ProblemType("configuration", 500, "The service is misconfigured"),
-}
-MALFORMED_JSON = ProblemType("malformed-json", 400, "The body is not valid JSON")
-UNSUPPORTED_MEDIA = ProblemType("unsupported-media-type", 415, "Send application/json")
-INVALID_PATH = ProblemType("invalid-path", 404, "Not found")
-INTERNAL = ProblemType("internal", 500, "Internal error")
-ALL_PROBLEM_TYPES = sorted({p.slug: p for p in [*PROBLEMS.values(), MALFORMED_JSON, UNSUPPORTED_MEDIA,
-                                               INVALID_PATH, INTERNAL]}.values(), key=lambda p: p.slug)
+M = TypeVar("M", bound=RequestModel)
 
 
 class BadRequest(Exception):
@@ -69,53 +37,67 @@ def correlation_id(req: func.HttpRequest) -> str:
     return given if _CID.match(given) else str(uuid.uuid4())
 
 
-def json_body(req: func.HttpRequest) -> Any:
+def body(req: func.HttpRequest, model: type[M], *, optional: bool = False) -> M | None:
+    """The request body parsed by ``model`` (415 for another media type, 400 when it is not JSON,
+    422 naming every field that breaks a rule). An optional body may be left out (None)."""
+    raw = req.get_body() or b""
+    if optional and not raw.strip():
+        return None
     ctype = (req.headers.get("content-type") or "application/json").split(";")[0].strip().lower()
     if ctype not in ("application/json", "application/merge-patch+json") and not ctype.endswith("+json"):
         raise BadRequest(UNSUPPORTED_MEDIA, f"Content-Type {ctype!r} is not supported; send application/json.")
     try:
-        return json.loads(req.get_body() or b"null")
-    except ValueError as exc:
-        raise BadRequest(MALFORMED_JSON, f"The body is not valid JSON ({exc.msg} at position {exc.pos}).") from None
+        return parse_body(model, raw or b"null")
+    except MalformedJson as exc:
+        raise BadRequest(MALFORMED_JSON, f"The body is not valid JSON ({exc}).") from exc
+
+
+def query(req: func.HttpRequest, model: type[M]) -> M:
+    """The query string parsed by ``model`` (422 naming each bad parameter)."""
+    try:
+        return model.model_validate(dict(req.params))
+    except ValidationError as exc:
+        raise errors.InvalidInput(field_errors(exc), "The query has invalid parameters.") from exc
 
 
 def tenant_id(req: func.HttpRequest) -> str:
-    value = req.route_params.get("tenantId", "")
+    return path_id(req, "tenantId")
+
+
+def path_id(req: func.HttpRequest, name: str) -> str:
+    """A GUID from the route (lowercase); 404 when it is not one."""
+    value = req.route_params.get(name, "")
     if not _GUID.match(value):
-        raise BadRequest(INVALID_PATH, "tenantId must be a GUID.")
+        raise BadRequest(INVALID_PATH, f"{name} must be a GUID.")
     return value.lower()
 
 
-def json_response(body: Any, cid: str, *, status: int = 200, headers: dict[str, str] | None = None,
+def json_response(payload: BaseModel | Any, cid: str, *, status: int = 200, headers: dict[str, str] | None = None,
                   etag: str | None = None) -> func.HttpResponse:
+    """A JSON answer; a contract model is dumped by its aliases (camelCase)."""
+    if isinstance(payload, BaseModel):
+        payload = payload.model_dump(mode="json", by_alias=True)
     out = {"x-correlation-id": cid, "Cache-Control": "no-store", **(headers or {})}
     if etag:
         out["ETag"] = etag
-    return func.HttpResponse(json.dumps(body), status_code=status, headers=out, mimetype="application/json",
+    return func.HttpResponse(json.dumps(payload), status_code=status, headers=out, mimetype="application/json",
                              charset="utf-8")
 
 
 def problem_response(problem: ProblemType, cid: str, *, detail: str, instance: str | None = None,
                      extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    body = {"type": problem.uri, "title": problem.title, "status": problem.status, "detail": detail,
-            "correlationId": cid, **({"instance": instance} if instance else {}), **(extra or {})}
+    payload = {"type": problem.uri, "title": problem.title, "status": problem.status, "detail": detail,
+               "correlationId": cid, **({"instance": instance} if instance else {}), **(extra or {})}
     out = {"x-correlation-id": cid, "Cache-Control": "no-store", **(headers or {})}
-    return func.HttpResponse(json.dumps(body), status_code=problem.status, headers=out,
+    return func.HttpResponse(json.dumps(payload), status_code=problem.status, headers=out,
                              mimetype="application/problem+json", charset="utf-8")
-
-
-def _problem_for(exc: BaseException) -> ProblemType | None:
-    for cls in type(exc).__mro__:
-        if cls in PROBLEMS:
-            return PROBLEMS[cls]
-    return None
 
 
 def error_response(exc: BaseException, cid: str, req: func.HttpRequest) -> func.HttpResponse:
     instance = _path(req)
     if isinstance(exc, BadRequest):
         return problem_response(exc.problem, cid, detail=exc.detail, instance=instance)
-    problem = _problem_for(exc)
+    problem = problem_for(exc)
     if problem is None:
         log.exception("unhandled error", extra={"correlation_id": cid})
         return problem_response(INTERNAL, cid, detail="An unexpected error occurred; quote the correlation id.",
@@ -137,8 +119,6 @@ def error_response(exc: BaseException, cid: str, req: func.HttpRequest) -> func.
 
 
 def _path(req: func.HttpRequest) -> str:
-    from urllib.parse import urlsplit
-
     return urlsplit(req.url).path
 
 
@@ -157,4 +137,17 @@ def http_endpoint(handler: Callable[[func.HttpRequest, str], func.HttpResponse])
 
     # Not functools.wraps: the Functions worker reads the signature, which must stay (req).
     wrapper.__name__, wrapper.__qualname__, wrapper.__doc__ = handler.__name__, handler.__qualname__, handler.__doc__
+    wrapper.operation_id = getattr(handler, "operation_id", None)
     return wrapper
+
+
+def operation(bp: func.Blueprint, operation_id: str):
+    """Register a trigger for the route table's operation (route, method, auth level)."""
+    op = BY_ID[operation_id]
+    level = func.AuthLevel.ANONYMOUS if op.anonymous else func.AuthLevel.FUNCTION
+
+    def register(handler: Callable[[func.HttpRequest, str], func.HttpResponse]):
+        handler.operation_id = operation_id  # type: ignore[attr-defined]
+        return bp.route(route=op.route, methods=[op.method], auth_level=level)(http_endpoint(handler))
+
+    return register

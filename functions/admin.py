@@ -3,15 +3,14 @@ from pathlib import Path
 
 import azure.functions as func
 
-from functions._http import http_endpoint
+from functions._http import operation
 
 bp = func.Blueprint()
 PAGE = Path(__file__).with_name("static") / "admin.html"
 CSP = "default-src 'self'; script-src 'unsafe-inline' 'self'; style-src 'unsafe-inline'"
 
 
-@bp.route(route="admin", methods=["GET"])
-@http_endpoint
+@operation(bp, "adminPage")
 def admin_page(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     return func.HttpResponse(PAGE.read_bytes(), status_code=200, mimetype="text/html", charset="utf-8",
                              headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store",

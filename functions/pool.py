@@ -1,39 +1,35 @@
 """The account pool: /api/tenants/{tenantId}/account-pool[/leases[/{leaseId}]]."""
 import azure.functions as func
 
-from functions._http import http_endpoint, json_body, json_response, tenant_id
-from shared import bootstrap
+from functions._http import body, json_response, operation, path_id, tenant_id
+from shared.bootstrap import services
+from shared.contract.pool import Lease, LeaseRequest, Pool, PoolPut, Release, ReleaseRequest
 
 bp = func.Blueprint()
-POOL = "tenants/{tenantId}/account-pool"
 
 
-def _optional_body(req: func.HttpRequest):
-    return json_body(req) if req.get_body() else None
-
-
-@bp.route(route=POOL, methods=["GET"])
-@http_endpoint
+@operation(bp, "getAccountPool")
 def get_account_pool(req: func.HttpRequest, cid: str) -> func.HttpResponse:
-    return json_response(bootstrap.deps().pool_services.get_pool(tenant_id(req)), cid)
+    return json_response(Pool.model_validate(services().pool.get_pool(tenant_id(req))), cid)
 
 
-@bp.route(route=POOL, methods=["PUT"])
-@http_endpoint
+@operation(bp, "putAccountPool")
 def put_account_pool(req: func.HttpRequest, cid: str) -> func.HttpResponse:
-    return json_response(bootstrap.deps().pool_services.put_pool(tenant_id(req), json_body(req)), cid)
+    tenant, members = tenant_id(req), body(req, PoolPut).members
+    return json_response(Pool.model_validate(services().pool.put_pool(tenant, members)), cid)
 
 
-@bp.route(route=POOL + "/leases", methods=["POST"])
-@http_endpoint
+@operation(bp, "leasePoolMember")
 def lease_pool_member(req: func.HttpRequest, cid: str) -> func.HttpResponse:
-    lease = bootstrap.deps().pool_services.lease(tenant_id(req), _optional_body(req), correlation_id=cid)
-    return json_response(lease, cid, status=201)
+    tenant, request = tenant_id(req), body(req, LeaseRequest, optional=True) or LeaseRequest()
+    lease = services().pool.lease(tenant, lease_seconds=request.lease_seconds, correlation_id=cid)
+    return json_response(Lease.model_validate(lease), cid, status=201)
 
 
-@bp.route(route=POOL + "/leases/{leaseId}", methods=["DELETE"])
-@http_endpoint
+@operation(bp, "releasePoolMember")
 def release_pool_member(req: func.HttpRequest, cid: str) -> func.HttpResponse:
-    result = bootstrap.deps().pool_services.release(tenant_id(req), req.route_params.get("leaseId", ""),
-                                                    _optional_body(req), correlation_id=cid)
-    return json_response(result, cid)
+    tenant, lease_id = tenant_id(req), path_id(req, "leaseId")
+    request = body(req, ReleaseRequest, optional=True) or ReleaseRequest()
+    released = services().pool.release(tenant, lease_id, retry_after_seconds=request.retry_after_seconds,
+                                       correlation_id=cid)
+    return json_response(Release.model_validate(released), cid)

@@ -1,35 +1,31 @@
 """The Validation Test over HTTP: unsaved form values, a saved profile, and a profile's history."""
 import azure.functions as func
 
-from functions._http import http_endpoint, json_body, json_response, tenant_id
-from shared import bootstrap
+from functions._http import body, json_response, operation, path_id, tenant_id
+from shared.bootstrap import services
+from shared.contract.profiles import ValidationTestRequest
+from shared.contract.validation import ValidationHistory, ValidationRecord, ValidationResult, outcome_out
 
 bp = func.Blueprint()
 
 
-@bp.route(route="tenants/{tenantId}/validation-tests", methods=["POST"])
-@http_endpoint
+@operation(bp, "validationTest")
 def validation_test(req: func.HttpRequest, cid: str) -> func.HttpResponse:
-    outcome = bootstrap.deps().validation_runs.test_form(tenant_id(req), json_body(req), correlation_id=cid)
-    return json_response(outcome.to_dict(), cid)
+    form = body(req, ValidationTestRequest).to_form(tenant_id(req))
+    return json_response(outcome_out(services().validation.test_form(form, correlation_id=cid)), cid)
 
 
-@bp.route(route="tenants/{tenantId}/profiles/{profileId}/validate", methods=["POST"])
-@http_endpoint
+@operation(bp, "validateProfile")
 def validate_profile(req: func.HttpRequest, cid: str) -> func.HttpResponse:
-    deps = bootstrap.deps()
-    profile = deps.profile_services.get_profile(tenant_id(req), req.route_params.get("profileId", "").lower())
-    outcome, record = deps.validation_runs.validate_profile(profile, correlation_id=cid)
-    return json_response({**outcome.to_dict(), "recordId": record.record_id}, cid)
+    outcome, record = services().validation.validate_saved_profile(
+        tenant_id(req), path_id(req, "profileId"), correlation_id=cid)
+    return json_response(ValidationResult(**outcome_out(outcome).model_dump(), record_id=record.record_id), cid)
 
 
-@bp.route(route="tenants/{tenantId}/profiles/{profileId}/validations", methods=["GET"])
-@http_endpoint
+@operation(bp, "listValidations")
 def list_validations(req: func.HttpRequest, cid: str) -> func.HttpResponse:
-    deps = bootstrap.deps()
-    tenant, profile_id = tenant_id(req), req.route_params.get("profileId", "").lower()
-    deps.profile_services.get_profile(tenant, profile_id)  # 404 for another tenant's profile
-    records = deps.validation_runs.history.list(tenant, profile_id, limit=50)
-    return json_response({"items": [{"recordId": r.record_id, "at": r.at.isoformat(), "reason": r.reason,
-                                     "jobId": r.job_id, "correlationId": r.correlation_id,
-                                     **r.outcome} for r in records]}, cid)
+    records = services().validation.list_validations(tenant_id(req), path_id(req, "profileId"), limit=50)
+    return json_response(ValidationHistory(items=[
+        ValidationRecord.model_validate({**r.outcome, "recordId": r.record_id, "at": r.at, "reason": r.reason,
+                                         "jobId": r.job_id, "correlationId": r.correlation_id})
+        for r in records]), cid)

@@ -1,165 +1,189 @@
-"""Composition root: builds adapters and services once per process from :class:`Settings`.
+"""Composition root (cosmicpython's ``bootstrap``): builds adapters and services once per process.
 
-Triggers call :func:`deps`; tests may build their own :class:`Deps` with fakes or other settings.
+Every adapter is a keyword with a default built from :class:`Settings`, so a test overrides exactly
+what it fakes (``bootstrap(settings, probe=FakeAccountProbe())``). No use-case logic lives here.
+Triggers call :func:`services`.
 """
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
-from functools import cached_property
+from datetime import datetime
+from typing import Callable
 
 from shared import names
-from shared.cloud import CloudEndpoints, endpoints_for
+from shared.cloud import endpoints_for
 from shared.config import Settings
+from shared.domain.ports import (JobRepository, OutcomePublisher, PoolRepository,
+                                 ProfileRepository, SecretStore, ValidationHistory, WebhookEventLog, WorkQueue)
+from shared.domain.probes import AccountProbe
+from shared.services.health import HealthService
+from shared.services.jobs import JobServices
+from shared.services.network import NetworkService
+from shared.services.pool import PoolServices
+from shared.services.profiles import ProfileServices, utcnow
+from shared.services.validation import ValidationService
+from shared.services.webhooks import WebhookReceiver, profile_handlers
+
+log = logging.getLogger(__name__)
 
 
-@dataclass
-class Deps:
-    settings: Settings
+@dataclass(frozen=True)
+class Services:
+    """One service per group of use cases; a trigger calls exactly one of their methods."""
 
-    @cached_property
-    def endpoints(self) -> CloudEndpoints:
-        return endpoints_for(self.settings.cloud)
+    profiles: ProfileServices
+    validation: ValidationService
+    jobs: JobServices
+    pool: PoolServices
+    webhooks: WebhookReceiver
+    health: HealthService
+    network: NetworkService
 
-    @cached_property
-    def http_session(self):
-        from shared.adapters.http_session import build_session
 
-        return build_session(self.settings)
+class _Storage:
+    """The storage service clients, built on first use (building them does no I/O)."""
 
-    @cached_property
-    def credential(self):
-        from shared.adapters.http_session import build_credential
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._tables = self._queues = None
+        self.used = False
 
-        return build_credential(self.settings)
+    @property
+    def tables(self):
+        if self._tables is None:
+            from shared.adapters.storage import table_service
 
-    @cached_property
-    def table_service(self):
-        from shared.adapters.storage import table_service
+            self._tables = table_service(self.settings)
+        return self._tables
 
-        service = table_service(self.settings)
-        for table in names.TABLES:
-            service.create_table_if_not_exists(table)
-        return service
+    @property
+    def queues(self):
+        if self._queues is None:
+            from shared.adapters.storage import queue_service
+
+            self._queues = queue_service(self.settings)
+        return self._queues
 
     def table(self, name: str):
-        return self.table_service.get_table_client(name)
-
-    @cached_property
-    def queue_service(self):
-        """One queue service client (one connection pool) per process; creates the queues once."""
-        from azure.core.exceptions import ResourceExistsError
-
-        from shared.adapters.storage import queue_service
-
-        service = queue_service(self.settings)
-        for queue in names.QUEUES + tuple(q + "-poison" for q in names.QUEUES):
-            try:
-                service.create_queue(queue)
-            except ResourceExistsError:
-                pass
-        return service
+        self.used = True
+        return self.tables.get_table_client(name)
 
     def queue(self, name: str):
         from shared.adapters.storage import queue_client
 
-        return queue_client(self.queue_service, name)
+        self.used = True
+        return queue_client(self.queues, name)
 
-    @cached_property
-    def secret_client(self):
-        from azure.keyvault.secrets import SecretClient
+    def provision(self) -> bool:
+        """Create the tables and queues if missing. False (logged) when storage does not answer:
+        the first request that needs storage then answers 503, and the next start tries again."""
+        from azure.core.exceptions import AzureError, ResourceExistsError
 
-        from shared.adapters.http_session import build_transport
-        from shared.adapters.keyvault_secret_store import CLIENT_OPTIONS
+        try:
+            for table in names.TABLES:
+                self.tables.create_table_if_not_exists(table)
+            for queue in names.QUEUES + tuple(q + "-poison" for q in names.QUEUES):
+                try:
+                    self.queues.create_queue(queue)
+                except ResourceExistsError:
+                    pass
+        except AzureError as exc:
+            log.warning("storage is not reachable; tables and queues not checked (%s)", type(exc).__name__)
+            return False
+        return True
 
-        return SecretClient(self.settings.key_vault_uri, self.credential,
-                            transport=build_transport(self.settings, self.http_session), **CLIENT_OPTIONS)
 
-    @cached_property
-    def secrets(self):
-        from shared.adapters.keyvault_secret_store import KeyVaultSecretStore
+def bootstrap(settings: Settings, *, profiles: ProfileRepository | None = None, secrets: SecretStore | None = None,
+              history: ValidationHistory | None = None, publisher: OutcomePublisher | None = None,
+              probe: AccountProbe | None = None, jobs: JobRepository | None = None, work: WorkQueue | None = None,
+              pool: PoolRepository | None = None, webhook_events: WebhookEventLog | None = None,
+              clock: Callable[[], datetime] = utcnow, provision: bool = True) -> Services:
+    """Wire the services. Adapters not given are built from ``settings`` (Azure SDK clients on the
+    one storage connection, Key Vault through the cloud's session, msal through the same session)."""
+    storage = _Storage(settings)
+    session = None
 
-        return KeyVaultSecretStore(self.secret_client)
+    def http_session():
+        nonlocal session
+        if session is None:
+            from shared.adapters.http_session import build_session
 
-    @cached_property
-    def profile_repository(self):
+            session = build_session(settings)
+        return session
+
+    if profiles is None:
         from shared.adapters.table_profile_repository import TableProfileRepository
 
-        return TableProfileRepository(self.table(names.PROFILES_TABLE))
+        profiles = TableProfileRepository(storage.table(names.PROFILES_TABLE))
+    if secrets is None:
+        from azure.keyvault.secrets import SecretClient
 
-    @cached_property
-    def profile_services(self):
-        from shared.services.profiles import ProfileServices
+        from shared.adapters.http_session import build_credential, build_transport
+        from shared.adapters.keyvault_secret_store import CLIENT_OPTIONS, KeyVaultSecretStore
 
-        return ProfileServices(self.profile_repository, self.secrets, self.endpoints)
-
-    @cached_property
-    def probe(self):
-        from shared.adapters.entra_probe import M365AccountProbe
-
-        return M365AccountProbe(self.settings, self.http_session)
-
-    @cached_property
-    def validation_runs(self):
-        from shared.adapters.queue_outcome_publisher import QueueOutcomePublisher
+        secrets = KeyVaultSecretStore(SecretClient(
+            settings.key_vault_uri, build_credential(settings, http_session()),
+            transport=build_transport(settings, http_session()), **CLIENT_OPTIONS))
+    if history is None:
         from shared.adapters.table_validation_history import TableValidationHistory
-        from shared.services.validation_runs import ValidationRuns
 
-        return ValidationRuns(self.profile_repository, self.secrets,
-                              TableValidationHistory(self.table(names.VALIDATIONS_TABLE)),
-                              QueueOutcomePublisher(self.queue(names.OUTCOMES_QUEUE)), self.probe,
-                              self.settings.reserved_ip_ranges)
+        history = TableValidationHistory(storage.table(names.VALIDATIONS_TABLE))
+    if publisher is None:
+        from shared.adapters.queue_outcome_publisher import QueueOutcomePublisher
 
-    @cached_property
-    def job_services(self):
-        from shared.adapters.queue_work_queue import QueueWorkQueue
+        publisher = QueueOutcomePublisher(storage.queue(names.OUTCOMES_QUEUE))
+    if probe is None:
+        from shared.adapters.m365_probe import M365AccountProbe
+
+        probe = M365AccountProbe(settings, http_session())
+    if jobs is None:
         from shared.adapters.table_job_repository import TableJobRepository
-        from shared.services.jobs import JobServices
-        from shared.services.profiles import utcnow
 
-        return JobServices(TableJobRepository(self.table(names.JOBS_TABLE)), self.profile_repository,
-                           self.validation_runs,
-                           QueueWorkQueue(self.queue(names.VALIDATION_REQUESTS_QUEUE),
-                                          self.queue(names.VALIDATION_REQUESTS_QUEUE + "-poison")),
-                           utcnow)
+        jobs = TableJobRepository(storage.table(names.JOBS_TABLE))
+    if work is None:
+        from shared.adapters.queue_work_queue import QueueWorkQueue
 
-    @cached_property
-    def pool_services(self):
+        work = QueueWorkQueue(storage.queue(names.VALIDATION_REQUESTS_QUEUE),
+                              storage.queue(names.VALIDATION_REQUESTS_QUEUE + "-poison"))
+    if pool is None:
         from shared.adapters.table_pool_repository import TablePoolRepository
-        from shared.services.pool import PoolServices
-        from shared.services.profiles import utcnow
 
-        return PoolServices(TablePoolRepository(self.table(names.POOL_TABLE)), self.profile_repository,
-                            self.settings.key_vault_uri, self.settings.pool_lease_seconds, utcnow)
-
-    @cached_property
-    def webhook_receiver(self):
+        pool = TablePoolRepository(storage.table(names.POOL_TABLE))
+    if webhook_events is None:
         from shared.adapters.table_webhook_event_log import TableWebhookEventLog
-        from shared.services.webhooks import WebhookReceiver, profile_handlers
 
-        return WebhookReceiver(
-            get_keys=self.secrets.get_values,
-            events=TableWebhookEventLog(self.table(names.WEBHOOK_EVENTS_TABLE)),
-            handlers=profile_handlers(self.profile_services, self._webhook_validation_request),
-            replay_window_seconds=self.settings.webhook_replay_window_seconds)
+        webhook_events = TableWebhookEventLog(storage.table(names.WEBHOOK_EVENTS_TABLE))
+    if provision and storage.used:
+        storage.provision()
 
-    def _webhook_validation_request(self, tenant_id: str, data: dict, correlation_id: str) -> dict:
-        from shared.domain.jobs import Reason
-
-        body = {k: data[k] for k in ("profileIds", "all", "filter") if k in data}
-        job = self.job_services.create_job(tenant_id, body, correlation_id=correlation_id, reason=Reason.WEBHOOK)
-        return {"jobId": job.id, "total": job.total, "location": f"/api/tenants/{tenant_id}/validation-jobs/{job.id}"}
+    profile_services = ProfileServices(profiles, secrets, endpoints_for(settings.cloud), clock)
+    validation = ValidationService(profiles, secrets, history, publisher, probe, settings.reserved_ip_ranges)
+    job_services = JobServices(jobs, profiles, validation, work, clock,
+                               revalidation_max_age_hours=settings.revalidation_max_age_hours,
+                               revalidation_spread_seconds=settings.revalidation_spread_minutes * 60)
+    return Services(
+        profiles=profile_services,
+        validation=validation,
+        jobs=job_services,
+        pool=PoolServices(pool, profiles, settings.key_vault_uri, settings.pool_lease_seconds, clock),
+        webhooks=WebhookReceiver(get_keys=secrets.get_values, events=webhook_events,
+                                 handlers=profile_handlers(profile_services, job_services),
+                                 replay_window_seconds=settings.webhook_replay_window_seconds),
+        health=HealthService({"table": profiles, "queue": work, "keyVault": secrets}),
+        network=NetworkService(settings.reserved_ip_ranges),
+    )
 
 
 _lock = threading.Lock()
-_deps: Deps | None = None
+_services: Services | None = None
 
 
-def deps() -> Deps:
-    """The process-wide dependencies (settings read once from the environment)."""
-    global _deps
+def services() -> Services:
+    """The process-wide services (settings read once from the environment)."""
+    global _services
     with _lock:
-        if _deps is None:
-            _deps = Deps(Settings.from_env())
-        return _deps
-
+        if _services is None:
+            _services = bootstrap(Settings.from_env())
+        return _services

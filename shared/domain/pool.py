@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from shared.domain.profile import LastValidation
+
 MAX_MEMBERS = 50
 MAX_LEASE_SECONDS = 3600
 MAX_REST_SECONDS = 24 * 3600
@@ -47,6 +49,54 @@ class PoolMember:
             member = replace(member, rest_until=now + timedelta(seconds=retry_after_seconds),
                              throttle_reports=self.throttle_reports + 1)
         return member
+
+
+@dataclass(frozen=True)
+class MemberStatus:
+    """A member as an operator sees it now: its profile (if it still exists) and its state."""
+
+    profile_id: str
+    username: str | None
+    exists: bool
+    healthy: bool
+    last_validation: LastValidation | None
+    leased: bool
+    leased_until: datetime | None
+    resting: bool
+    rest_until: datetime | None
+    last_leased_at: datetime | None
+    throttle_reports: int
+
+
+@dataclass(frozen=True)
+class PoolStatus:
+    tenant_id: str
+    members: tuple[MemberStatus, ...]
+
+
+@dataclass(frozen=True)
+class SecretLocation:
+    vault_uri: str
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A member handed out: never its password, only where a caller with access reads it."""
+
+    lease_id: str
+    profile_id: str
+    username: str
+    secret_ref: SecretLocation | None
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Released:
+    lease_id: str
+    profile_id: str
+    rest_until: datetime | None
 
 
 class PoolExhausted(Exception):

@@ -1,7 +1,7 @@
 """The port through which the Validation Test signs in as a service account.
 
 Pure domain: no ``msal``, ``requests`` or ``azure`` imports. The concrete adapter is
-:class:`shared.adapters.entra_probe.M365AccountProbe`; unit tests use ``tests/fakes_validation.py``.
+:class:`shared.adapters.m365_probe.M365AccountProbe`; unit tests use ``tests/fakes_validation.py``.
 
 A probe answers like msal does: a wrong password, a blocked sign-in or a throttled call is *data*
 (:class:`ProbeResult` with ``ok=False``), never an exception. Only programming errors raise.

@@ -12,8 +12,7 @@ from datetime import datetime
 from enum import Enum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, Mapping
 
 from shared.domain.errors import FieldError
 
@@ -23,12 +22,15 @@ UPN_MAX = 113  # Entra ID: 64 local part + @ + 48 domain
 PASSWORD_MAX = 256
 HISTORY_MAX = 50
 
-_UPN = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: Field formats, shared by the contract's JSON Schema and the server (Python ``re``, ``search``).
+UPN_PATTERN = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+#: Not blank, no control characters.
+NAME_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+ADMIN_CENTER_URL_PATTERN = r"^https://[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?(?:/[^?#\s]*)?$"
+ADMIN_CENTER_URL = re.compile(ADMIN_CENTER_URL_PATTERN)
+ADMIN_CENTER_URL_MAX = 2048
 #: Microsoft 365 app passwords are 16 lowercase letters.
 APP_PASSWORD_SHAPE = re.compile(r"^[a-z]{16}$")
-
-CREATE_FIELDS = frozenset({"name", "description", "mfaEnabled", "username", "password", "adminCenter"})
 
 
 class Kind(str, Enum):
@@ -136,6 +138,15 @@ class ServiceAccountProfile:
         return replace(self, history=(self.history + (entry,))[-HISTORY_MAX:])
 
 
+@dataclass(frozen=True)
+class ProfileView:
+    """A profile as the API shows it: with its effective admin center URL (derived from the
+    tenant when the default one is used)."""
+
+    profile: ServiceAccountProfile
+    effective_admin_center_url: str | None
+
+
 # --- limitations: a catalog that is data -------------------------------------------------------
 
 @lru_cache(maxsize=1)
@@ -189,122 +200,50 @@ def profile_as_form(profile: ServiceAccountProfile) -> dict[str, Any]:
             "adminCenter": profile.admin_center.to_dict()}
 
 
-def _check_url(url: Any, errors: list[FieldError]) -> str | None:
-    if not isinstance(url, str) or not url.strip():
-        errors.append(FieldError("adminCenter.url", "required",
-                                 "Enter the SharePoint Online admin center URL."))
-        return None
-    url = url.strip()
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
-        errors.append(FieldError("adminCenter.url", "format",
-                                 "Must be an absolute https:// URL such as https://contoso-admin.sharepoint.com."))
-        return None
-    if parts.query or parts.fragment:
-        errors.append(FieldError("adminCenter.url", "format",
-                                 "Must not carry a query string or fragment."))
-        return None
-    if len(url) > 2048:
-        errors.append(FieldError("adminCenter.url", "length", "Must be at most 2048 characters."))
-        return None
-    return url.rstrip("/")
+def admin_center_errors(mfa_enabled: Any, admin_center: Any) -> list[FieldError]:
+    """The rules between the MFA flag and the admin center (spec step 7), on request-shaped values
+    (they may be of the wrong type: the contract reports those; this reports the rule).
 
-
-def parse_profile_input(body: Any, *, require_password: bool) -> ProfileInput:
-    """Check every field rule at once; raise :class:`InvalidInput` listing all violations.
-
-    Rules (spec): Profile Name required; Description optional; Username a UPN; Password required
-    when creating; with MFA on, the SharePoint Online admin center URL must be entered manually
-    (mode ``custom`` with a URL).
+    With MFA on the URL must be entered manually (mode ``custom``); a custom admin center needs an
+    ``https://`` URL without query or fragment; the default one has no URL.
     """
-    from shared.domain.errors import InvalidInput
-
+    ac = admin_center if isinstance(admin_center, Mapping) else {}
+    mode, url = ac.get("mode", AdminCenterMode.DEFAULT.value), ac.get("url")
     errors: list[FieldError] = []
-    if not isinstance(body, dict):
-        raise InvalidInput([FieldError("", "type", "The body must be a JSON object.")])
-
-    for unknown in sorted(set(body) - CREATE_FIELDS):
-        errors.append(FieldError(unknown, "unknown", f"'{unknown}' is not a profile field."))
-
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip():
-        errors.append(FieldError("name", "required", "Enter a name for the service account profile."))
-        name = ""
-    else:
-        name = name.strip()
-        if len(name) > NAME_MAX:
-            errors.append(FieldError("name", "length", f"Must be at most {NAME_MAX} characters."))
-        if _CONTROL.search(name):
-            errors.append(FieldError("name", "format", "Must not contain control characters."))
-
-    description = body.get("description")
-    if description is None:
-        description = ""
-    elif not isinstance(description, str):
-        errors.append(FieldError("description", "type", "Must be a string."))
-        description = ""
-    elif len(description) > DESCRIPTION_MAX:
-        errors.append(FieldError("description", "length", f"Must be at most {DESCRIPTION_MAX} characters."))
-
-    mfa = body.get("mfaEnabled", False)
-    if not isinstance(mfa, bool):
-        errors.append(FieldError("mfaEnabled", "type", "Must be true or false."))
-        mfa = False
-
-    username = body.get("username")
-    if not isinstance(username, str) or not username.strip():
-        errors.append(FieldError("username", "required", "Enter the login ID (UPN) of the service account."))
-        username = ""
-    else:
-        username = username.strip()
-        if len(username) > UPN_MAX or not _UPN.match(username):
-            errors.append(FieldError("username", "format",
-                                     "Must be a user principal name such as admin@contoso.onmicrosoft.com."))
-
-    password: Password | None = None
-    raw_password = body.get("password")
-    if raw_password is None:
-        if require_password:
-            errors.append(FieldError("password", "required",
-                                     "Enter the app password of the account." if mfa else
-                                     "Enter the password of the account."))
-    elif not isinstance(raw_password, str) or not raw_password:
-        errors.append(FieldError("password", "type", "Must be a non-empty string."))
-    elif len(raw_password) > PASSWORD_MAX:
-        errors.append(FieldError("password", "length", f"Must be at most {PASSWORD_MAX} characters."))
-    else:
-        password = Password(raw_password)
-
-    admin_center = AdminCenter()
-    raw_ac = body.get("adminCenter")
-    if raw_ac is None:
-        raw_ac = {}
-    if not isinstance(raw_ac, dict):
-        errors.append(FieldError("adminCenter", "type", "Must be an object {mode, url}."))
-        raw_ac = {}
-    for unknown in sorted(set(raw_ac) - {"mode", "url"}):
-        errors.append(FieldError(f"adminCenter.{unknown}", "unknown", f"'{unknown}' is not an admin center field."))
-    mode_raw = raw_ac.get("mode", "default")
-    try:
-        mode = AdminCenterMode(mode_raw)
-    except ValueError:
-        errors.append(FieldError("adminCenter.mode", "enum", "Must be 'default' or 'custom'."))
-        mode = AdminCenterMode.DEFAULT
-    if mfa and mode is not AdminCenterMode.CUSTOM:
+    if mfa_enabled is True and mode != AdminCenterMode.CUSTOM.value:
         errors.append(FieldError(
             "adminCenter.mode", "mfaRequiresCustom",
             "With 'Our organization uses multi-factor authentication' selected, you must manually "
             "enter the SharePoint Online admin center URL (mode 'custom')."))
-    if mode is AdminCenterMode.CUSTOM:
-        admin_center = AdminCenter(mode, _check_url(raw_ac.get("url"), errors))
-    elif raw_ac.get("url") not in (None, ""):
+    if mode == AdminCenterMode.CUSTOM.value:
+        if not isinstance(url, str) or not url:
+            errors.append(FieldError("adminCenter.url", "required", "Enter the SharePoint Online admin center URL."))
+        elif not ADMIN_CENTER_URL.search(url):
+            errors.append(FieldError("adminCenter.url", "format",
+                                     "Must be an absolute https:// URL without query or fragment, such as "
+                                     "https://contoso-admin.sharepoint.com."))
+    elif mode == AdminCenterMode.DEFAULT.value and url not in (None, ""):
         errors.append(FieldError("adminCenter.url", "notAllowed",
                                  "Only a custom admin center has a URL; choose mode 'custom'."))
+    return errors
 
+
+def profile_input(form: Mapping[str, Any]) -> ProfileInput:
+    """A :class:`ProfileInput` from request-shaped values that passed the contract (or a stored
+    profile merged with such a patch); raises :class:`InvalidInput` when a cross-field rule fails."""
+    from shared.domain.errors import InvalidInput
+
+    errors = admin_center_errors(form.get("mfaEnabled", False), form.get("adminCenter"))
     if errors:
         raise InvalidInput(errors)
-    return ProfileInput(name=name, description=description, mfa_enabled=mfa, username=username,
-                        admin_center=admin_center, password=password)
+    ac = form.get("adminCenter") or {}
+    mode = AdminCenterMode(ac.get("mode") or AdminCenterMode.DEFAULT.value)
+    url = ac.get("url") if mode is AdminCenterMode.CUSTOM else None
+    password = form.get("password")
+    return ProfileInput(name=form["name"].strip(), description=form.get("description") or "",
+                        mfa_enabled=bool(form.get("mfaEnabled", False)), username=form["username"],
+                        admin_center=AdminCenter(mode, url.rstrip("/") if url else None),
+                        password=Password(password) if password else None)
 
 
 def name_key(name: str) -> str:

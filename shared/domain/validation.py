@@ -32,6 +32,14 @@ REQUIRED_ROLE_TEMPLATES: tuple[tuple[str, str], ...] = (
 
 MODERN, LEGACY, INPUT = "modern", "legacy", "input"
 PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
+NEVER = "never"
+#: The enums of the outcome, in one place (the contract and the OpenAPI take them from here).
+SIGN_IN_PATHS = (MODERN, LEGACY, INPUT)
+OUTCOME_STATUSES = (PASSED, FAILED, ERROR)
+CHECK_STATUSES = (PASSED, FAILED, SKIPPED)
+CHECK_NAMES = ("input", "signIn", "role", "adminCenter")
+#: ``lastStatus`` filters: an outcome status, or never validated.
+LAST_STATUSES = OUTCOME_STATUSES + (NEVER,)
 
 _TENANT = re.compile(r"^(?:[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}"
                      r"|(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63})$")

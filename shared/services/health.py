@@ -1,44 +1,56 @@
-"""Dependency health: can this instance reach Table Storage, Queue Storage and Key Vault?"""
+"""Dependency health: can this instance reach Table Storage, Queue Storage and Key Vault?
+
+Each dependency is an adapter whose ``ping()`` makes one cheap authenticated round trip.
+"""
 from __future__ import annotations
 
+import logging
 import time
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Mapping
 
-from shared import names
+from shared.domain.ports import Pingable
+
+log = logging.getLogger(__name__)
 
 
-def _probe(check: Callable[[], None]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DependencyHealth:
+    status: str  # up | down
+    latency_ms: float
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    status: str  # healthy | unhealthy
+    dependencies: dict[str, DependencyHealth]
+
+    @property
+    def healthy(self) -> bool:
+        return self.status == "healthy"
+
+
+@dataclass
+class HealthService:
+    dependencies: Mapping[str, Pingable]
+
+    def check(self) -> HealthReport:
+        """Ping every dependency; down when its ping raises (the error's type is the detail)."""
+        results = {name: _ping(name, dep) for name, dep in self.dependencies.items()}
+        healthy = all(r.status == "up" for r in results.values())
+        return HealthReport("healthy" if healthy else "unhealthy", results)
+
+
+def _ping(name: str, dependency: Pingable) -> DependencyHealth:
     started = time.perf_counter()
     try:
-        check()
-    except Exception as exc:  # noqa: BLE001 - any failure means "down"; the type is the detail
-        return {"status": "down", "latencyMs": round((time.perf_counter() - started) * 1000, 1),
-                "error": type(exc).__name__}
-    return {"status": "up", "latencyMs": round((time.perf_counter() - started) * 1000, 1)}
+        dependency.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means "down"
+        log.warning("health: %s is down (%s)", name, type(exc).__name__)
+        return DependencyHealth("down", _ms(started), type(exc).__name__)
+    return DependencyHealth("up", _ms(started))
 
 
-def check_health(deps) -> dict[str, Any]:
-    """``{"status": "healthy"|"unhealthy", "dependencies": {table, queue, keyVault}}``.
-
-    Key Vault is reachable when an authenticated read of a name that need not exist answers
-    (found or 404); a 401/403 or no answer is down.
-    """
-    from azure.core.exceptions import ResourceNotFoundError
-
-    def table() -> None:
-        next(iter(deps.table(names.PROFILES_TABLE).query_entities("PartitionKey eq 'health'",
-                                                                  results_per_page=1)), None)
-
-    def queue() -> None:
-        deps.queue(names.VALIDATION_REQUESTS_QUEUE).get_queue_properties()
-
-    def key_vault() -> None:
-        try:
-            deps.secret_client.get_secret("health-probe")
-        except ResourceNotFoundError:
-            pass
-
-    checks = {"table": table, "queue": queue, "keyVault": key_vault}
-    results = {name: _probe(check) for name, check in checks.items()}
-    healthy = all(r["status"] == "up" for r in results.values())
-    return {"status": "healthy" if healthy else "unhealthy", "dependencies": results}
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)

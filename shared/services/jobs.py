@@ -17,13 +17,14 @@ import logging
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from enum import Enum
+from typing import Callable
 
 from shared.domain.errors import NotFound, PreconditionFailed, ProfileNotFound, SecretMissing
-from shared.domain.jobs import (FANOUT_CHUNK, FanoutMessage, ItemState, Job, JobItem, Reason, Selection,
-                                WorkMessage, summarize)
-from shared.domain.ports import ProfileRepository
-from shared.services.validation_runs import ALWAYS, ON_CHANGE, ValidationRuns
+from shared.domain.jobs import (FANOUT_CHUNK, FanoutMessage, ItemState, Job, JobItem, JobSummary, Reason,
+                                Selection, WorkMessage, summarize)
+from shared.domain.ports import JobRepository, ProfileRepository, WorkQueue
+from shared.services.validation import Publish, ValidationService
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +36,38 @@ BUSY_DELAY_SECONDS = 10
 _TRANSIENT = ("THROTTLED", "SERVICE_UNAVAILABLE")
 
 
+class WorkResult(str, Enum):
+    """What the worker did with one ``validation-requests`` message (its log line)."""
+
+    POISONED = "poisoned"
+    FANNED_OUT = "fannedOut"
+    UNKNOWN_JOB = "unknownJob"
+    DUPLICATE = "duplicate"
+    BUSY = "busy"
+    PROFILE_NOT_FOUND = "profileNotFound"
+    SECRET_MISSING = "secretMissing"
+    THROTTLED = "throttled"
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    # the poison queue's handler
+    UNREADABLE = "unreadable"
+    NO_JOB = "noJob"
+    ALREADY_FINAL = "alreadyFinal"
+    RACED = "raced"
+
+
 @dataclass
 class JobServices:
-    jobs: Any  # TableJobRepository
+    jobs: JobRepository
     profiles: ProfileRepository
-    runs: ValidationRuns
-    work: Any  # QueueWorkQueue
+    runs: ValidationService
+    work: WorkQueue
     clock: Callable[[], datetime]
+    #: Scheduled revalidation: profiles last validated longer ago than this (0: all) ...
+    revalidation_max_age_hours: int = 24
+    #: ... with their work messages released evenly over this window.
+    revalidation_spread_seconds: int = 0
     #: Jobs this process has already marked started (saves a read per message).
     _started: set = field(default_factory=set)
 
@@ -52,15 +78,17 @@ class JobServices:
         filters = {"last_status": selection.last_status} if selection.last_status else {}
         return [p.id for p in self.profiles.list_all(tenant_id, **filters)]
 
-    def create_job(self, tenant_id: str, body: Any, *, correlation_id: str, reason: Reason = Reason.BATCH,
-                   profile_ids: list[str] | None = None, spread_seconds: int = 0) -> Job:
+    def create_job(self, tenant_id: str, selection: Selection, *, correlation_id: str,
+                   reason: Reason = Reason.BATCH, profile_ids: list[str] | None = None,
+                   spread_seconds: int = 0) -> JobSummary:
         """Create the job row, then enqueue its profiles in fan-out chunks (the worker sends one
         message per profile from each chunk).
 
+        :param profile_ids: the profiles when the caller has selected them already (scheduled runs).
         :param spread_seconds: spread the per-profile messages' visibility evenly over this
             window (scheduled runs), instead of releasing them all at once.
+        :return: the new job's summary (nothing done yet).
         """
-        selection = Selection.parse(body) if profile_ids is None else Selection(all=True)
         ids = profile_ids if profile_ids is not None else self.select(tenant_id, selection)
         job = Job(id=str(uuid.uuid4()), tenant_id=tenant_id, reason=reason, selection=selection.summary(), total=len(ids),
                   created_at=self.clock(), correlation_id=correlation_id)
@@ -72,14 +100,14 @@ class JobServices:
         log.info("validation job created", extra={"correlation_id": correlation_id, "tenant_id": tenant_id,
                                                   "job_id": job.id, "total": job.total, "sent": sent,
                                                   "reason": reason.value})
-        return job
+        return summarize(job, ())
 
-    def get_job(self, tenant_id: str, job_id: str) -> dict[str, Any]:
+    def get_job(self, tenant_id: str, job_id: str) -> JobSummary:
         job = self.jobs.get(tenant_id, job_id)
-        return summarize(job, self.jobs.items(job.id)).to_dict(self.clock())
+        return summarize(job, self.jobs.items(job.id))
 
     # -- the worker -------------------------------------------------------------------------
-    def process(self, text: str) -> str:
+    def process(self, text: str) -> WorkResult:
         """Handle one ``validation-requests`` message. Returns what happened (for the log line).
 
         Raises only for transient storage trouble (the host retries, then poisons).
@@ -89,10 +117,13 @@ class JobServices:
         except (ValueError, KeyError, TypeError):
             self.work.send_to_poison(text)
             log.error("unreadable work message moved to poison")
-            return "poisoned"
+            return WorkResult.POISONED
         if isinstance(msg, FanoutMessage):
             # A redelivered chunk sends its messages again: harmless, each profile is claimed once.
-            return f"fanned out {self.work.send_many(msg.expand())}"
+            sent = self.work.send_many(msg.expand())
+            log.info("fanned out %d work messages", sent, extra={"correlation_id": msg.correlation_id,
+                                                                  "job_id": msg.job_id})
+            return WorkResult.FANNED_OUT
         if msg.job_id is None:
             return self._validate(msg, None, None)
         now = self.clock()
@@ -102,7 +133,7 @@ class JobServices:
             except NotFound:
                 log.warning("work message for an unknown job dropped",
                             extra={"correlation_id": msg.correlation_id, "job_id": msg.job_id})
-                return "unknown-job"
+                return WorkResult.UNKNOWN_JOB
             self.jobs.mark_started(msg.tenant_id, msg.job_id, now)
             self._started.add(msg.job_id)
         claim_until = now + timedelta(seconds=CLAIM_SECONDS)
@@ -115,15 +146,15 @@ class JobServices:
             except NotFound:  # deleted in between: let the host retry
                 raise PreconditionFailed() from None
             if item.state.final:
-                return "duplicate"  # counted once; an outcome whose publication failed waits in the outbox
+                return WorkResult.DUPLICATE  # counted once; an outcome whose publication failed waits in the outbox
             if claimed_until and claimed_until > now:
                 self.work.send(msg, delay_seconds=BUSY_DELAY_SECONDS)
-                return "busy"
+                return WorkResult.BUSY
             try:
                 etag = self.jobs.save_item(item, etag=etag, claimed_until=claim_until)
             except PreconditionFailed:
                 self.work.send(msg, delay_seconds=BUSY_DELAY_SECONDS)
-                return "busy"
+                return WorkResult.BUSY
         try:
             return self._validate(msg, item, etag)
         except Exception:
@@ -134,19 +165,19 @@ class JobServices:
                 log.warning("could not release the claim of a failed job item", extra={"job_id": msg.job_id})
             raise
 
-    def _validate(self, msg: WorkMessage, item: JobItem | None, etag: str | None) -> str:
+    def _validate(self, msg: WorkMessage, item: JobItem | None, etag: str | None) -> WorkResult:
         try:
             profile = self.profiles.get(msg.tenant_id, msg.profile_id)
         except ProfileNotFound:
             if item is not None:
                 self._finish(item, etag, ItemState.ERROR, "PROFILE_NOT_FOUND", "The profile no longer exists.")
-            return "profile-not-found"
+            return WorkResult.PROFILE_NOT_FOUND
         try:
             outcome = self.runs.run(profile, correlation_id=msg.correlation_id, max_inline_wait=0)
         except SecretMissing as exc:  # not transient: retrying cannot help
             if item is not None:
                 self._finish(item, etag, ItemState.ERROR, "SECRET_MISSING", str(exc))
-            return "secret-missing"
+            return WorkResult.SECRET_MISSING
         if outcome.message_id in _TRANSIENT and msg.throttled < MAX_THROTTLED:
             delay = outcome.retry_after_seconds or min(60, 2 ** (msg.throttled + 1))
             self.work.send(replace(msg, throttled=msg.throttled + 1), delay_seconds=delay)
@@ -154,10 +185,10 @@ class JobServices:
                 self.jobs.save_item(replace(item, throttled=item.throttled + 1), etag=etag)
             log.info("throttled: message put back", extra={"correlation_id": msg.correlation_id,
                                                            "profile_id": msg.profile_id, "delay": delay})
-            return "throttled"
+            return WorkResult.THROTTLED
         rec, should_publish = self.runs.store(
             profile, outcome, correlation_id=msg.correlation_id, reason=msg.reason.value, job_id=msg.job_id,
-            publish=ON_CHANGE if msg.reason is Reason.SCHEDULED else ALWAYS,
+            publish=Publish.ON_CHANGE if msg.reason is Reason.SCHEDULED else Publish.ALWAYS,
             record_id=f"{msg.job_id}-{profile.id}" if msg.job_id else None)
         state = {"passed": ItemState.PASSED, "failed": ItemState.FAILED}.get(outcome.status, ItemState.ERROR)
         if item is not None:
@@ -166,7 +197,7 @@ class JobServices:
             self._finish(item, etag, state, outcome.message_id, outcome.message, finished_at=outcome.tested_at)
         if should_publish:
             self.runs.publish(rec)
-        return state.value
+        return WorkResult(state.value)
 
     def _finish(self, item: JobItem, etag: str | None, state: ItemState, message_id: str | None, detail: str,
                 *, finished_at: datetime | None = None) -> str:
@@ -174,21 +205,21 @@ class JobServices:
                        finished_at=finished_at or self.clock())
         return self.jobs.save_item(done, etag=etag or "*")
 
-    def process_poison(self, text: str) -> str:
+    def process_poison(self, text: str) -> WorkResult:
         """A message the host gave up on: its item becomes an error instead of pending forever."""
         try:
             msg = WorkMessage.from_json(text)
         except (ValueError, KeyError, TypeError):
-            return "unreadable"
+            return WorkResult.UNREADABLE
         if isinstance(msg, FanoutMessage):
             # The chunk could not be expanded: every profile in it is an error of the job.
             marked = [self._poison_item(msg.job_id, pid, msg.correlation_id) for pid in msg.profile_ids]
-            return f"errors {marked.count('error')}"
+            return WorkResult.ERROR if WorkResult.ERROR in marked else WorkResult.ALREADY_FINAL
         if msg.job_id is None:
-            return "no-job"
+            return WorkResult.NO_JOB
         return self._poison_item(msg.job_id, msg.profile_id, msg.correlation_id)
 
-    def _poison_item(self, job_id: str, profile_id: str, correlation_id: str) -> str:
+    def _poison_item(self, job_id: str, profile_id: str, correlation_id: str) -> WorkResult:
         detail = "The validation could not be processed after repeated attempts."
         try:
             item, _, etag = self.jobs.get_item(job_id, profile_id)
@@ -197,28 +228,29 @@ class JobServices:
                 self.jobs.create_item(JobItem(job_id, profile_id, ItemState.ERROR, "POISON_MESSAGE", detail=detail,
                                               finished_at=self.clock()))
             except PreconditionFailed:
-                return "raced"
+                return WorkResult.RACED
             item = None
         if item is not None:
             if item.state.final:
-                return "already-final"
+                return WorkResult.ALREADY_FINAL
             try:
                 self._finish(item, etag, ItemState.ERROR, "POISON_MESSAGE", detail)
             except PreconditionFailed:
-                return "raced"
+                return WorkResult.RACED
         log.error("job item marked as error after poison", extra={"job_id": job_id, "profile_id": profile_id,
                                                                   "correlation_id": correlation_id})
-        return "error"
+        return WorkResult.ERROR
 
     # -- scheduled revalidation -------------------------------------------------------------
-    def schedule_revalidation(self, *, max_age_hours: int, spread_seconds: int, correlation_id: str) -> list[Job]:
+    def schedule_revalidation(self, *, correlation_id: str) -> list[JobSummary]:
         """One scheduled job per tenant over profiles last validated before now - max age (0: all)."""
+        max_age_hours = self.revalidation_max_age_hours
         cutoff = self.clock() - timedelta(hours=max_age_hours) if max_age_hours else None
         by_tenant: dict[str, list[str]] = {}
         for profile in self.profiles.list_every_tenant():
             lv = profile.last_validation
             if cutoff is None or lv is None or lv.at < cutoff:
                 by_tenant.setdefault(profile.tenant_id, []).append(profile.id)
-        return [self.create_job(tenant, None, correlation_id=correlation_id, reason=Reason.SCHEDULED,
-                                profile_ids=ids, spread_seconds=spread_seconds)
+        return [self.create_job(tenant, Selection(all=True), correlation_id=correlation_id, reason=Reason.SCHEDULED,
+                                profile_ids=ids, spread_seconds=self.revalidation_spread_seconds)
                 for tenant, ids in sorted(by_tenant.items())]

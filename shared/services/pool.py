@@ -5,12 +5,12 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import Callable
 
 from shared.domain.errors import FieldError, InvalidInput, NotFound, PreconditionFailed, ProfileNotFound
-from shared.domain.pool import (MAX_LEASE_SECONDS, MAX_MEMBERS, MAX_REST_SECONDS, PoolMember,
-                                candidates, exhausted)
-from shared.domain.ports import ProfileRepository
+from shared.domain.pool import (Lease, MemberStatus, PoolMember, PoolStatus, Released, SecretLocation, candidates,
+                                exhausted)
+from shared.domain.ports import PoolRepository, ProfileRepository
 from shared.domain.profile import Kind, ServiceAccountProfile
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ def is_healthy(profile: ServiceAccountProfile) -> bool:
 
 @dataclass
 class PoolServices:
-    pool: Any  # TablePoolRepository (or a fake with the same methods)
+    pool: PoolRepository
     profiles: ProfileRepository
     key_vault_uri: str
     default_lease_seconds: int
@@ -41,28 +41,24 @@ class PoolServices:
                 continue  # deleted since it joined: not leasable, shown as missing
         return found
 
-    def get_pool(self, tenant_id: str) -> dict[str, Any]:
+    def get_pool(self, tenant_id: str) -> PoolStatus:
         now = self.clock()
         members = self.pool.members(tenant_id)
         profiles = self._profiles(tenant_id, members)
         out = []
         for m in members:
             p = profiles.get(m.profile_id)
-            out.append({
-                "profileId": m.profile_id, "username": p.username if p else None, "exists": p is not None,
-                "healthy": bool(p and is_healthy(p)),
-                "lastValidation": p.last_validation.to_dict() if p and p.last_validation else None,
-                "leased": m.leased(now), "leasedUntil": m.leased_until.isoformat() if m.leased(now) else None,
-                "resting": m.resting(now), "restUntil": m.rest_until.isoformat() if m.resting(now) else None,
-                "lastLeasedAt": m.last_leased_at.isoformat() if m.last_leased_at else None,
-                "throttleReports": m.throttle_reports})
-        return {"tenantId": tenant_id, "members": out}
+            out.append(MemberStatus(
+                profile_id=m.profile_id, username=p.username if p else None, exists=p is not None,
+                healthy=bool(p and is_healthy(p)), last_validation=p.last_validation if p else None,
+                leased=m.leased(now), leased_until=m.leased_until if m.leased(now) else None,
+                resting=m.resting(now), rest_until=m.rest_until if m.resting(now) else None,
+                last_leased_at=m.last_leased_at, throttle_reports=m.throttle_reports))
+        return PoolStatus(tenant_id, tuple(out))
 
-    def put_pool(self, tenant_id: str, body: Any) -> dict[str, Any]:
-        ids = body.get("members") if isinstance(body, dict) else None
-        if not isinstance(ids, list) or len(ids) > MAX_MEMBERS or not all(isinstance(i, str) for i in ids):
-            raise InvalidInput([FieldError("members", "type", f"A list of at most {MAX_MEMBERS} profile ids.")])
-        wanted = list(dict.fromkeys(i.lower() for i in ids))
+    def put_pool(self, tenant_id: str, member_ids: list[str]) -> PoolStatus:
+        """Replace the members (ids checked by the contract): each must be an MFA profile of this tenant."""
+        wanted = list(dict.fromkeys(i.lower() for i in member_ids))
         errors = []
         for index, pid in enumerate(wanted):
             try:
@@ -83,12 +79,9 @@ class PoolServices:
                 self.pool.add_member(tenant_id, pid)
         return self.get_pool(tenant_id)
 
-    def lease(self, tenant_id: str, body: Any, *, correlation_id: str) -> dict[str, Any]:
-        seconds = self.default_lease_seconds
-        if isinstance(body, dict) and body.get("leaseSeconds") is not None:
-            seconds = body["leaseSeconds"]
-            if not isinstance(seconds, int) or isinstance(seconds, bool) or not 1 <= seconds <= MAX_LEASE_SECONDS:
-                raise InvalidInput([FieldError("leaseSeconds", "range", f"1 to {MAX_LEASE_SECONDS} seconds.")])
+    def lease(self, tenant_id: str, *, lease_seconds: int | None = None, correlation_id: str) -> Lease:
+        """Lease the least recently leased free member (PoolExhausted when none is free)."""
+        seconds = lease_seconds or self.default_lease_seconds
         for _ in range(LEASE_ROUNDS):
             now = self.clock()
             members = self.pool.members(tenant_id)
@@ -106,20 +99,18 @@ class PoolServices:
                 profile = profiles[member.profile_id]
                 log.info("pool member leased", extra={"correlation_id": correlation_id, "tenant_id": tenant_id,
                                                       "profile_id": member.profile_id, "lease_id": lease_id})
-                return {"leaseId": lease_id, "profileId": member.profile_id, "username": profile.username,
-                        "secretRef": {"vaultUri": self.key_vault_uri, "name": profile.secret.name,
-                                      "version": profile.secret.version} if profile.secret else None,
-                        "expiresAt": taken.leased_until.isoformat()}
+                secret = profile.secret
+                return Lease(lease_id=lease_id, profile_id=member.profile_id, username=profile.username,
+                             secret_ref=SecretLocation(self.key_vault_uri, secret.name, secret.version) if secret else None,
+                             expires_at=taken.leased_until)
         members = self.pool.members(tenant_id)
         profiles = self._profiles(tenant_id, members)
         raise exhausted(members, {pid: is_healthy(p) for pid, p in profiles.items()}, self.clock())
 
-    def release(self, tenant_id: str, lease_id: str, body: Any, *, correlation_id: str) -> dict[str, Any]:
-        retry_after = None
-        if isinstance(body, dict) and body.get("retryAfterSeconds") is not None:
-            retry_after = body["retryAfterSeconds"]
-            if not isinstance(retry_after, int) or isinstance(retry_after, bool) or not 0 <= retry_after <= MAX_REST_SECONDS:
-                raise InvalidInput([FieldError("retryAfterSeconds", "range", f"0 to {MAX_REST_SECONDS} seconds.")])
+    def release(self, tenant_id: str, lease_id: str, *, retry_after_seconds: int | None = None,
+                correlation_id: str) -> Released:
+        """End a lease; ``retry_after_seconds`` (SharePoint throttled the account) rests the member."""
+        retry_after = retry_after_seconds
         for _ in range(LEASE_ROUNDS):
             member = next((m for m in self.pool.members(tenant_id) if m.lease_id == lease_id), None)
             if member is None:
@@ -131,8 +122,8 @@ class PoolServices:
                 continue
             log.info("pool member released", extra={"correlation_id": correlation_id, "tenant_id": tenant_id,
                                                     "profile_id": member.profile_id, "rest_seconds": retry_after})
-            return {"leaseId": lease_id, "profileId": member.profile_id,
-                    "restUntil": released.rest_until.isoformat() if released.resting(self.clock()) else None}
+            return Released(lease_id, member.profile_id,
+                            released.rest_until if released.resting(self.clock()) else None)
         raise PreconditionFailed()
 
 

@@ -17,9 +17,8 @@ from shared.cloud import CloudEndpoints
 from shared.domain.errors import (DependencyUnavailable, NameConflict, PreconditionFailed,
                                   PreconditionRequired, ProfileError, ProfileNotFound)
 from shared.domain.ports import Page, ProfileRepository, SecretStore
-from shared.domain.profile import (AdminCenterMode, HistoryEntry, Kind, ProfileInput, ServiceAccountProfile,
-                                   guidance, limitation_catalog, merge_patch, parse_profile_input,
-                                   profile_as_form)
+from shared.domain.profile import (AdminCenterMode, HistoryEntry, Kind, ProfileInput, ProfileView,
+                                   ServiceAccountProfile, merge_patch, profile_as_form, profile_input)
 from shared.names import profile_secret_name
 
 log = logging.getLogger(__name__)
@@ -40,19 +39,26 @@ class ProfileServices:
     clock: Clock = utcnow
 
     # -- queries ---------------------------------------------------------------------------
-    def get_profile(self, tenant_id: str, profile_id: str) -> ServiceAccountProfile:
-        return self.profiles.get(tenant_id, profile_id)
+    def get_profile(self, tenant_id: str, profile_id: str) -> ProfileView:
+        return self.view(self.profiles.get(tenant_id, profile_id))
 
     def list_profiles(self, tenant_id: str, *, kind: str | None = None, last_status: str | None = None,
-                      page_size: int = 50, continuation_token: str | None = None) -> Page:
-        return self.profiles.list(tenant_id, kind=kind, last_status=last_status, page_size=page_size,
-                                  continuation_token=continuation_token)
+                      page_size: int = 50, continuation_token: str | None = None) -> tuple[list[ProfileView], str | None]:
+        """:return: (a page of profiles, the continuation token of the next page or None)."""
+        page: Page = self.profiles.list(tenant_id, kind=kind, last_status=last_status, page_size=page_size,
+                                        continuation_token=continuation_token)
+        return [self.view(p) for p in page.items], page.continuation_token
+
+    def view(self, profile: ServiceAccountProfile) -> ProfileView:
+        return ProfileView(profile, self.effective_admin_center_url(profile))
 
     # -- commands --------------------------------------------------------------------------
-    def create_profile(self, tenant_id: str, body: Any, *, correlation_id: str,
-                       profile_id: str | None = None) -> ServiceAccountProfile:
-        """Create a profile; ``profile_id`` lets a signed portal event choose the id (idempotent upserts)."""
-        form = parse_profile_input(body, require_password=True)
+    def create_profile(self, tenant_id: str, form: ProfileInput, *, correlation_id: str,
+                       profile_id: str | None = None) -> ProfileView:
+        """Create a profile from checked form values (the contract's ``ProfileCreate``);
+        ``profile_id`` lets a signed portal event choose the id (idempotent upserts)."""
+        if form.password is None:
+            raise ValueError("a new profile needs its password (the contract requires it)")
         if self.profiles.name_exists(tenant_id, form.name):
             raise NameConflict(form.name)
         now = self.clock()
@@ -72,17 +78,16 @@ class ProfileServices:
             raise
         log.info("profile created", extra={"correlation_id": correlation_id, "tenant_id": tenant_id,
                                            "profile_id": profile_id, "kind": saved.kind.value})
-        return saved
+        return self.view(saved)
 
-    def patch_profile(self, tenant_id: str, profile_id: str, patch: Any, *, if_match: str | None,
-                      correlation_id: str) -> ServiceAccountProfile:
+    def patch_profile(self, tenant_id: str, profile_id: str, changes: dict[str, Any], *, if_match: str | None,
+                      correlation_id: str) -> ProfileView:
+        """Apply a merge patch whose fields passed the contract (``ProfilePatch.changes()``); the
+        merged profile must pass the cross-field rules of a create."""
         current = self._current(tenant_id, profile_id, if_match)
-        if not isinstance(patch, dict):
-            parse_profile_input(patch, require_password=False)  # raises the body-type error
-        merged = merge_patch(profile_as_form(current), {k: v for k, v in patch.items() if k != "password"})
-        if "password" in patch:
-            merged["password"] = patch["password"]
-        form = parse_profile_input(merged, require_password=False)
+        merged = merge_patch(profile_as_form(current), {k: v for k, v in changes.items() if k != "password"})
+        merged["password"] = changes.get("password")
+        form = profile_input(merged)
         if form.name != current.name and self.profiles.name_exists(tenant_id, form.name,
                                                                    exclude_profile_id=profile_id):
             raise NameConflict(form.name)
@@ -105,7 +110,7 @@ class ProfileServices:
         log.info("profile updated", extra={"correlation_id": correlation_id, "tenant_id": tenant_id,
                                            "profile_id": profile_id, "kind": saved.kind.value,
                                            "password_changed": new_secret is not None})
-        return saved
+        return self.view(saved)
 
     def delete_profile(self, tenant_id: str, profile_id: str, *, if_match: str | None,
                        correlation_id: str) -> None:
@@ -121,14 +126,19 @@ class ProfileServices:
         log.info("profile deleted", extra={"correlation_id": correlation_id, "tenant_id": tenant_id,
                                            "profile_id": profile_id})
 
-    def upsert_profile(self, tenant_id: str, profile_id: str, body: Any, *,
-                       correlation_id: str) -> tuple[ServiceAccountProfile, bool]:
-        """Create or merge-patch (last writer wins: used by signed portal events). Returns (profile, created)."""
+    def upsert_profile(self, tenant_id: str, profile_id: str, *, create: Callable[[], ProfileInput],
+                       changes: Callable[[], dict[str, Any]], correlation_id: str) -> tuple[ProfileView, bool]:
+        """Create or merge-patch (last writer wins: used by signed portal events). ``create`` and
+        ``changes`` parse the event's profile as a create or as a patch, whichever applies.
+
+        :return: (profile, whether it was created)."""
         try:
             self.profiles.get(tenant_id, profile_id)
         except ProfileNotFound:
-            return self.create_profile(tenant_id, body, correlation_id=correlation_id, profile_id=profile_id), True
-        return self.patch_profile(tenant_id, profile_id, body, if_match="*", correlation_id=correlation_id), False
+            return self.create_profile(tenant_id, create(), correlation_id=correlation_id,
+                                       profile_id=profile_id), True
+        return self.patch_profile(tenant_id, profile_id, changes(), if_match="*",
+                                  correlation_id=correlation_id), False
 
     # -- helpers ---------------------------------------------------------------------------
     def _current(self, tenant_id: str, profile_id: str, if_match: str | None) -> ServiceAccountProfile:
@@ -169,27 +179,6 @@ class ProfileServices:
         if len(labels) >= 3 and labels[1] == "onmicrosoft":
             return self.endpoints.default_admin_center_url(labels[0])
         return None
-
-    def to_json(self, profile: ServiceAccountProfile) -> dict[str, Any]:
-        """The profile as the API shows it (DESIGN §4). No password, no secret name or version."""
-        lv = profile.last_validation
-        catalog = limitation_catalog()
-        return {
-            "id": profile.id, "tenantId": profile.tenant_id, "name": profile.name,
-            "description": profile.description, "kind": profile.kind.value, "mfaEnabled": profile.mfa_enabled,
-            "username": profile.username,
-            "adminCenter": {**profile.admin_center.to_dict(),
-                            "effectiveUrl": self.effective_admin_center_url(profile)},
-            "passwordSet": profile.secret is not None,
-            "passwordUpdatedAt": profile.password_updated_at.isoformat() if profile.password_updated_at else None,
-            "lastValidation": lv.to_dict() if lv else None,
-            "limitations": list(profile.limitations),
-            "limitationDetails": [{"id": lid, "text": catalog[lid]["text"]} for lid in profile.limitations],
-            "guidance": guidance(profile),
-            "history": [h.to_dict() for h in profile.history],
-            "etag": profile.etag,
-            "createdAt": profile.created_at.isoformat(), "updatedAt": profile.updated_at.isoformat(),
-        }
 
 
 def _tags(tenant_id: str, profile_id: str) -> dict[str, str]:

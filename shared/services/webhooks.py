@@ -12,7 +12,6 @@ seen before from the same portal is a no-op (the first delivery's effect stands)
 """
 from __future__ import annotations
 
-import abc
 import hashlib
 import hmac
 import logging
@@ -21,15 +20,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from shared.domain import events
 from shared.domain.errors import FieldError, InvalidInput, Unauthorized
+from shared.domain.ports import WebhookEventLog
 from shared.names import webhook_secret_name
 
 log = logging.getLogger(__name__)
 
-EVENT_PROFILE_UPSERTED = "com.m365profiles.profile.upserted"
-EVENT_PROFILE_DELETED = "com.m365profiles.profile.deleted"
-EVENT_VALIDATION_REQUESTED = "com.m365profiles.validation.requested"
-EVENT_TYPES = (EVENT_PROFILE_UPSERTED, EVENT_PROFILE_DELETED, EVENT_VALIDATION_REQUESTED)
+EVENT_PROFILE_UPSERTED, EVENT_PROFILE_DELETED, EVENT_VALIDATION_REQUESTED = (
+    events.PROFILE_UPSERTED, events.PROFILE_DELETED, events.VALIDATION_REQUESTED)
+EVENT_TYPES = events.PORTAL_EVENT_TYPES
 
 _PORTAL_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -39,18 +39,6 @@ def sign(key: str, timestamp: str, body: bytes) -> str:
     """The ``X-Signature`` value a portal sends (used by portals' SDKs and by our tests)."""
     mac = hmac.new(key.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
     return "sha256=" + mac.hexdigest()
-
-
-class WebhookEventLog(abc.ABC):
-    """Event ids already processed, per portal (the de-duplication memory)."""
-
-    @abc.abstractmethod
-    def try_record(self, portal_id: str, event_id: str, *, event_type: str) -> bool:
-        """Record the id; False when it was recorded before."""
-
-    @abc.abstractmethod
-    def forget(self, portal_id: str, event_id: str) -> None:
-        """Undo :meth:`try_record` when processing failed, so the portal's retry is not a no-op."""
 
 
 @dataclass
@@ -130,9 +118,15 @@ def parse_cloudevent(headers: dict[str, str], body: bytes):
     return event
 
 
-def profile_handlers(profiles, request_validation: Callable[[str, dict[str, Any], str], dict[str, Any]] | None = None):
-    """The handlers of the portal events, over the profile services (and the job service)."""
+def profile_handlers(profiles, jobs=None) -> dict[str, Callable[[dict[str, Any], str], dict[str, Any]]]:
+    """The handlers of the portal events, over the profile services (and the job services: a
+    ``validation.requested`` event starts a batch job like ``POST .../validation-jobs``)."""
+    from shared.contract.base import parse_value
+    from shared.contract.jobs import JobRequest
+    from shared.contract.profiles import ProfileCreate, ProfilePatch
     from shared.domain.errors import ProfileNotFound
+    from shared.domain.jobs import Reason
+    from shared.domain.profile import profile_input
 
     def profile_id_of(data: dict[str, Any]) -> str:
         pid = str(data.get("profileId", ""))
@@ -142,8 +136,12 @@ def profile_handlers(profiles, request_validation: Callable[[str, dict[str, Any]
 
     def upserted(data: dict[str, Any], cid: str) -> dict[str, Any]:
         tenant, pid = data["tenantId"].lower(), profile_id_of(data)
-        profile, created = profiles.upsert_profile(tenant, pid, data.get("profile"), correlation_id=cid)
-        return {"profileId": profile.id, "created": created, "etag": profile.etag}
+        body = data.get("profile")
+        view, created = profiles.upsert_profile(
+            tenant, pid, correlation_id=cid,
+            create=lambda: profile_input(parse_value(ProfileCreate, body, prefix="data.profile").dump_form()),
+            changes=lambda: parse_value(ProfilePatch, body, prefix="data.profile").changes())
+        return {"profileId": view.profile.id, "created": created, "etag": view.profile.etag}
 
     def deleted(data: dict[str, Any], cid: str) -> dict[str, Any]:
         tenant, pid = data["tenantId"].lower(), profile_id_of(data)
@@ -154,9 +152,13 @@ def profile_handlers(profiles, request_validation: Callable[[str, dict[str, Any]
         return {"profileId": pid, "deleted": True}
 
     def validation_requested(data: dict[str, Any], cid: str) -> dict[str, Any]:
-        if request_validation is None:
+        if jobs is None:
             raise InvalidInput([FieldError("type", "unsupported", "Validation requests are not enabled.")])
-        return request_validation(data["tenantId"].lower(), data, cid)
+        tenant = data["tenantId"].lower()
+        request = parse_value(JobRequest, {k: data[k] for k in ("profileIds", "all", "filter") if k in data},
+                              prefix="data")
+        job = jobs.create_job(tenant, request.selection(), correlation_id=cid, reason=Reason.WEBHOOK).job
+        return {"jobId": job.id, "total": job.total, "location": f"/api/tenants/{tenant}/validation-jobs/{job.id}"}
 
     return {EVENT_PROFILE_UPSERTED: upserted, EVENT_PROFILE_DELETED: deleted,
             EVENT_VALIDATION_REQUESTED: validation_requested}

@@ -14,7 +14,7 @@ from shared.adapters.m365_probe import M365AccountProbe
 from shared.config import Settings
 from shared.domain.profile import AdminCenter, AdminCenterMode, Password
 from shared.domain.validation import USER_ROLE_NOTE_MFA, ValidationForm
-from shared.services.validation import run_validation_test
+from shared.domain.validation_test import run_validation_test
 
 from tests.demo import ADATUM, APP_PASSWORD, CONTOSO, FABRIKAM, LITWARE, NORTHWIND, PASSWORD, TAILSPIN
 CONTOSO_ADMIN = "https://contoso-admin.sharepoint.com"

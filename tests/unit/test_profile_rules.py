@@ -1,9 +1,19 @@
-"""Field rules of the spec's profile form: every violated rule is reported at once."""
+"""Field rules of the spec's profile form (the contract's models plus the domain's cross-field
+rules): every violated rule is reported at once."""
+import json
+
 import pytest
 
+from shared.contract.base import parse_body
+from shared.contract.profiles import ProfileCreate, ProfilePatch
 from shared.domain.errors import InvalidInput
-from shared.domain.profile import (AdminCenterMode, Kind, Password, applicable_limitations, merge_patch,
-                                   parse_profile_input)
+from shared.domain.profile import AdminCenterMode, Kind, Password, applicable_limitations, merge_patch
+
+
+def parse_profile_input(body, *, require_password=True):
+    model = ProfileCreate if require_password else ProfilePatch
+    parsed = parse_body(model, json.dumps(body))
+    return parsed.to_input() if require_password else parsed
 
 VALID = {"name": "Contoso backup", "username": "admin@contoso.onmicrosoft.com", "password": "Demo-Passw0rd!"}
 MFA = {**VALID, "mfaEnabled": True, "password": "qwertyuiopasdfgh",
@@ -31,7 +41,7 @@ def test_mfa_profile_keeps_custom_url_without_trailing_slash():
 def test_all_violations_come_back_together():
     got = fields({"name": " ", "username": "not-a-upn", "mfaEnabled": "yes", "description": 5,
                   "adminCenter": {"mode": "weird"}, "colour": "red"})
-    assert got == {("name", "required"), ("username", "format"), ("mfaEnabled", "type"),
+    assert got == {("name", "format"), ("username", "format"), ("mfaEnabled", "type"),
                    ("description", "type"), ("adminCenter.mode", "enum"), ("colour", "unknown"),
                    ("password", "required")}
 
@@ -41,7 +51,10 @@ def test_all_violations_come_back_together():
     ({**VALID, "name": "bad\x07name"}, ("name", "format")),
     ({**VALID, "description": "d" * 1001}, ("description", "length")),
     ({**VALID, "username": "a" * 65 + "@contoso.com"}, ("username", "format")),
-    ({**VALID, "password": ""}, ("password", "type")),
+    ({**VALID, "password": ""}, ("password", "length")),
+    ({**VALID, "name": "   "}, ("name", "format")),
+    ({**VALID, "mfaEnabled": 1}, ("mfaEnabled", "type")),
+    ({**VALID, "mfaEnabled": None}, ("mfaEnabled", "type")),
     ({**VALID, "password": "p" * 257}, ("password", "length")),
     ({**VALID, "adminCenter": {"mode": "custom"}}, ("adminCenter.url", "required")),
     ({**VALID, "adminCenter": {"mode": "custom", "url": "http://contoso-admin.sharepoint.com"}}, ("adminCenter.url", "format")),
@@ -54,9 +67,9 @@ def test_each_rule(body, expected):
     assert expected in fields(body)
 
 
-def test_password_optional_on_patch():
-    form = parse_profile_input({k: v for k, v in VALID.items() if k != "password"}, require_password=False)
-    assert form.password is None
+def test_password_optional_on_patch_and_only_sent_fields_change():
+    patch = parse_profile_input({"description": "new", "adminCenter": None}, require_password=False)
+    assert patch.changes() == {"description": "new", "adminCenter": None}
 
 
 def test_password_never_prints():

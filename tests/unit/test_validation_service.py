@@ -9,7 +9,7 @@ import pytest
 
 from shared.domain.profile import AdminCenter, AdminCenterMode, Password
 from shared.domain.validation import USER_ROLE_NOTE_MFA, ValidationForm
-from shared.services.validation import run_validation_test
+from shared.domain.validation_test import run_validation_test
 from tests.fakes_validation import GA, GLOBAL_READER, SPA, FakeAccountProbe, failed, ok
 
 TENANT = "11111111-1111-4111-8111-111111111111"

@@ -1,0 +1,89 @@
+"""The Validation Test's outcome on the wire, and a profile's validation history."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from pydantic import Field, field_serializer
+
+from shared.contract.base import ResponseModel, literal_of
+from shared.contract.profiles import LimitationId
+from shared.domain.troubleshooting import load_catalog
+from shared.domain import validation as domain
+from shared.domain.validation import (CHECK_NAMES, CHECK_STATUSES, GLOBAL_ADMINISTRATOR, OTHER_ROLE, OUTCOME_STATUSES,
+                                      SHAREPOINT_ADMINISTRATOR, SIGN_IN_PATHS)
+
+#: Every message id of the troubleshooting catalog (``troubleshooting.json``).
+MessageId = literal_of(load_catalog().messages)
+OutcomeStatus = literal_of(OUTCOME_STATUSES)
+UserRole = literal_of((GLOBAL_ADMINISTRATOR, SHAREPOINT_ADMINISTRATOR, OTHER_ROLE))
+
+
+class Check(ResponseModel):
+    name: literal_of(CHECK_NAMES)  # type: ignore[valid-type]
+    status: literal_of(CHECK_STATUSES)  # type: ignore[valid-type]
+    detail: str
+
+
+class Evidence(ResponseModel):
+    """What the upstream said, for support (never a secret or a token)."""
+
+    aadsts_code: Optional[str]
+    http_status: Optional[int]
+    correlation_id: Optional[str]
+    trace_id: Optional[str]
+    retry_after_seconds: Optional[int]
+    sign_in_path: literal_of(SIGN_IN_PATHS)  # type: ignore[valid-type]
+    step: Optional[str]
+    error_code: Optional[str]
+    upstream_requests: int
+
+
+class ValidationOutcome(ResponseModel):
+    """``passed``, ``failed`` (the account or its settings need fixing) or ``error`` (throttled or
+    unavailable upstream: try again after ``evidence.retryAfterSeconds``)."""
+
+    status: OutcomeStatus  # type: ignore[valid-type]
+    message_id: Optional[MessageId]  # type: ignore[valid-type]
+    message: str
+    solutions_intro: Optional[str]
+    solutions: list[str]
+    cause: Optional[str]
+    user_role: Optional[UserRole] = Field(description="Blank (null) for MFA profiles: see userRoleNote")  # type: ignore[valid-type]
+    user_role_note: Optional[str]
+    checks: list[Check]
+    evidence: Evidence
+    limitations: list[LimitationId]  # type: ignore[valid-type]
+    tested_at: datetime
+    duration_ms: int
+
+    @field_serializer("tested_at")
+    def _utc_millis(self, value: datetime) -> str:
+        return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class ValidationResult(ValidationOutcome):
+    """The outcome of a saved profile's test, stored under ``recordId`` and published."""
+
+    record_id: str
+
+
+class ValidationRecord(ValidationOutcome):
+    record_id: str
+    at: datetime
+    reason: str = Field(description="manual | batch | scheduled | webhook")
+    job_id: Optional[str]
+    correlation_id: str
+
+
+class ValidationHistory(ResponseModel):
+    items: list[ValidationRecord] = Field(description="Newest first")
+
+
+def outcome_out(outcome: domain.ValidationOutcome) -> ValidationOutcome:
+    """The one mapping from the domain outcome to its wire (and stored, and published) shape."""
+    return ValidationOutcome.model_validate(outcome, from_attributes=True)
+
+
+def outcome_json(outcome: domain.ValidationOutcome) -> dict[str, Any]:
+    return outcome_out(outcome).dump()
