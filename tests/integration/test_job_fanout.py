@@ -10,8 +10,8 @@ from azure.storage.queue import QueueServiceClient, TextBase64DecodePolicy, Text
 
 from shared.adapters.queue_work_queue import QueueWorkQueue
 from shared.adapters.table_job_repository import TableJobRepository
-from shared.domain.jobs import WorkMessage
-from shared.services.jobs import JobServices
+from shared.domain.jobs import JobState, Selection, WorkMessage
+from shared.services.jobs import JobServices, WorkResult
 
 T = "11111111-1111-4111-8111-111111111111"
 
@@ -27,16 +27,16 @@ def test_ten_thousand_profile_job(storage_connection_string):
                        clock=lambda: datetime.now(timezone.utc))
     ids = [str(uuid.uuid4()) for _ in range(10_000)]
     started = time.perf_counter()
-    job = jobs.create_job(T, {"profileIds": ids}, correlation_id="fanout")
+    job = jobs.create_job(T, Selection(profile_ids=tuple(ids)), correlation_id="fanout").job
     elapsed = time.perf_counter() - started
     print(f"10,000-profile job created and enqueued in {elapsed:.1f} s")
     got = jobs.get_job(T, job.id)
-    assert (got["total"], got["done"], got["state"], got["selection"]) == (10_000, 0, "queued", {"profileIds": 10_000})
+    assert (got.total, got.done, got.state, got.job.selection) == (10_000, 0, JobState.QUEUED, {"profileIds": 10_000})
     chunks = [WorkMessage.from_json(m.content) for m in queue.receive_messages(messages_per_page=32, max_messages=64)]
     assert len(chunks) == 40 and sorted(p for c in chunks for p in c.profile_ids) == sorted(ids)
     queue.clear_messages()
     started = time.perf_counter()
-    assert jobs.process(chunks[0].to_json()) == "fanned out 250"
+    assert jobs.process(chunks[0].to_json()) == WorkResult.FANNED_OUT
     print(f"one chunk expanded into 250 work messages in {time.perf_counter() - started:.2f} s")
     sample = WorkMessage.from_json(next(iter(queue.peek_messages(max_messages=1))).content)
     assert sample.job_id == job.id and sample.profile_id in set(chunks[0].profile_ids)

@@ -43,7 +43,7 @@ def pool(storage_connection_string):
     profiles = FakeProfileRepository()
     members = [profiles.add(profile(i)) for i in range(5)]
     svc = PoolServices(TablePoolRepository(table), profiles, "https://demo.vault.azure.net/", 300, Clock())
-    svc.put_pool(T, {"members": [m.id for m in members]})
+    svc.put_pool(T, [m.id for m in members])
     yield svc, members
     service.delete_table(name)
 
@@ -53,46 +53,46 @@ def test_twenty_concurrent_requests_over_five_members_never_double_lease(pool):
 
     def attempt(_):
         try:
-            return svc.lease(T, None, correlation_id="c")
+            return svc.lease(T, correlation_id="c")
         except PoolExhausted as exc:
             return exc
 
     with ThreadPoolExecutor(20) as ex:
         results = list(ex.map(attempt, range(20)))
-    leases = [r for r in results if isinstance(r, dict)]
+    leases = [r for r in results if not isinstance(r, PoolExhausted)]
     refused = [r for r in results if isinstance(r, PoolExhausted)]
-    assert sorted(l["profileId"] for l in leases) == sorted(m.id for m in members)
+    assert sorted(l.profile_id for l in leases) == sorted(m.id for m in members)
     assert len(refused) == 15 and all(r.retry_after == 300 for r in refused)
-    assert all("password" not in str(l).lower() and l["secretRef"]["name"].startswith("profile-") for l in leases)
+    assert all("password" not in str(l).lower() and l.secret_ref.name.startswith("profile-") for l in leases)
 
 
 def test_least_recently_used_and_throttled_member_rests(pool):
     svc, members = pool
-    first = svc.lease(T, {"leaseSeconds": 30}, correlation_id="c")
-    svc.release(T, first["leaseId"], {"retryAfterSeconds": 120}, correlation_id="c")
+    first = svc.lease(T, lease_seconds=30, correlation_id="c")
+    svc.release(T, first.lease_id, retry_after_seconds=120, correlation_id="c")
     svc.clock.now += timedelta(seconds=1)
     seen = set()
     for _ in range(4):
-        seen.add(svc.lease(T, {"leaseSeconds": 30}, correlation_id="c")["profileId"])
-    assert first["profileId"] not in seen and len(seen) == 4
+        seen.add(svc.lease(T, lease_seconds=30, correlation_id="c").profile_id)
+    assert first.profile_id not in seen and len(seen) == 4
     with pytest.raises(PoolExhausted) as info:
-        svc.lease(T, None, correlation_id="c")
+        svc.lease(T, correlation_id="c")
     assert info.value.retry_after == 30  # the 30 s leases end before the 119 s left of the rest
     svc.clock.now += timedelta(seconds=121)
-    state = {m["profileId"]: m for m in svc.get_pool(T)["members"]}
-    assert state[first["profileId"]]["resting"] is False and state[first["profileId"]]["throttleReports"] == 1
-    assert svc.lease(T, None, correlation_id="c")["profileId"] == first["profileId"]  # least recently used
+    state = {m.profile_id: m for m in svc.get_pool(T).members}
+    assert state[first.profile_id].resting is False and state[first.profile_id].throttle_reports == 1
+    assert svc.lease(T, correlation_id="c").profile_id == first.profile_id  # least recently used
 
 
 def test_failing_member_is_not_leased_and_pool_takes_only_mfa_profiles(pool):
     svc, members = pool
     bad = members[0]
     svc.profiles.record_validation(bad, LastValidation("failed", "INVALID_APP_PASSWORD", svc.clock.now))
-    got = {svc.lease(T, None, correlation_id="c")["profileId"] for _ in range(4)}
+    got = {svc.lease(T, correlation_id="c").profile_id for _ in range(4)}
     assert bad.id not in got
     with pytest.raises(PoolExhausted):
-        svc.lease(T, None, correlation_id="c")
+        svc.lease(T, correlation_id="c")
     common = svc.profiles.add(profile(9, mfa=False))
     with pytest.raises(InvalidInput) as info:
-        svc.put_pool(T, {"members": [members[1].id, common.id, str(uuid.uuid4())]})
+        svc.put_pool(T, [members[1].id, common.id, str(uuid.uuid4())])
     assert [(e.field, e.code) for e in info.value.errors] == [("members[1]", "notMfa"), ("members[2]", "notFound")]
