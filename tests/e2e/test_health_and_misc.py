@@ -5,6 +5,7 @@ import io
 import requests
 
 from tests.fixtures.app import CONTOSO
+from tests.waiting import wait_until
 
 
 def test_health_reports_each_dependency_and_503_when_key_vault_is_down(app_host, sim, assert_schema):
@@ -44,15 +45,18 @@ def test_correlation_id_is_echoed_or_generated(api):
     assert generated.headers["x-correlation-id"] != "bad value with spaces" and len(generated.headers["x-correlation-id"]) == 36
 
 
-def test_log_lines_carry_structured_dimensions(api, app_host):
-    api.post(f"/api/tenants/{CONTOSO}/profiles", headers={"x-correlation-id": "dims-check-1"},
+def test_log_lines_carry_structured_dimensions(api, app_host, tenant):
+    api.post(f"/api/tenants/{tenant}/profiles", headers={"x-correlation-id": "dims-check-1"},
              json={"name": "dims " + __import__("uuid").uuid4().hex, "username": "admin@contoso.onmicrosoft.com",
                    "password": "Demo-Passw0rd!"})
     import json
-    import time
 
-    time.sleep(0.5)
-    lines = [l for l in app_host.output.splitlines() if "profile created" in l and "dims-check-1" in l]
+    def created_lines():
+        return [l for l in app_host.output.splitlines() if "profile created" in l and "dims-check-1" in l
+                and tenant in l]
+
+    wait_until(created_lines, timeout=5)  # the host's log is read from its pipe
+    lines = created_lines()
     assert lines, app_host.output[-2000:]
     dims = json.loads(lines[-1][lines[-1].index("{"):])
-    assert dims["correlation_id"] == "dims-check-1" and dims["tenant_id"] == CONTOSO and dims["kind"] == "common"
+    assert dims["correlation_id"] == "dims-check-1" and dims["tenant_id"] == tenant and dims["kind"] == "common"

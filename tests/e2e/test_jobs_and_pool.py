@@ -3,7 +3,6 @@ simulator: exact counts under faults and redelivery, poison reflected, change-on
 no double leases."""
 import base64
 import json
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,15 +11,13 @@ from azure.storage.queue import QueueClient
 
 from tests.fixtures.app import CONTOSO, unique
 from tests.fixtures.local_host import LOCAL_KEY
+from tests.waiting import wait_until
 
 PW = "Demo-Passw0rd!"
+WORK_QUEUE = "validation-requests"
 
 
-def new_tenant() -> str:
-    return str(uuid.uuid4())
-
-
-def make_profiles(api, n, *, tenant=CONTOSO, user="admin", password=PW, **extra):
+def make_profiles(api, n, *, tenant, user="admin", password=PW, **extra):
     def one(_):
         r = api.post(f"/api/tenants/{tenant}/profiles", json={
             "name": unique("batch"), "username": f"{user}@contoso.onmicrosoft.com", "password": password, **extra})
@@ -32,13 +29,19 @@ def make_profiles(api, n, *, tenant=CONTOSO, user="admin", password=PW, **extra)
 
 
 def wait_job(api, tenant, job_id, timeout=180):
-    deadline = time.monotonic() + timeout
-    while True:
+    def finished():
         job = api.get(f"/api/tenants/{tenant}/validation-jobs/{job_id}").json()
-        if job["state"] in ("completed", "completedWithErrors"):
-            return job
-        assert time.monotonic() < deadline, job
-        time.sleep(0.5)
+        assert job["state"] in ("completed", "completedWithErrors"), job
+        return job
+
+    return wait_until(finished, timeout=timeout, interval=0.5)
+
+
+def wait_work_queue_drained(azurite, timeout=60):
+    """Until every message on the work queue (visible or in flight) has been processed and deleted."""
+    queue = QueueClient.from_connection_string(azurite.connection_string, WORK_QUEUE)
+    wait_until(lambda: queue.get_queue_properties().approximate_message_count == 0, timeout=timeout,
+               interval=0.25, what="the validation-requests queue is empty")
 
 
 def outcome_events(azurite, profile_ids):
@@ -53,9 +56,8 @@ def outcome_events(azurite, profile_ids):
     return found
 
 
-def test_two_hundred_profile_job_is_exact_under_429_bursts_and_5xx(api, sim, azurite, assert_schema):
-    tenant = CONTOSO
-    ids = make_profiles(api, 200)
+def test_two_hundred_profile_job_is_exact_under_429_bursts_and_5xx(api, sim, azurite, assert_schema, tenant):
+    ids = make_profiles(api, 200, tenant=tenant)
     sim.control.add_fault("entra.token", status=429, retryAfter=1, rate=0.15)
     sim.control.add_fault("graph", status=503, retryAfter=1, rate=0.05)
     r = api.post(f"/api/tenants/{tenant}/validation-jobs", json={"profileIds": ids})
@@ -69,13 +71,12 @@ def test_two_hundred_profile_job_is_exact_under_429_bursts_and_5xx(api, sim, azu
     assert sorted(e["data"]["profileId"] for e in events) == sorted(ids)  # one event per profile
 
 
-def test_redelivered_and_duplicated_messages_count_once(api, sim, azurite):
-    tenant = CONTOSO
-    ids = make_profiles(api, 10)
-    wrong = make_profiles(api, 2, password="Wrong-Passw0rd!")
+def test_redelivered_and_duplicated_messages_count_once(api, sim, azurite, tenant):
+    ids = make_profiles(api, 10, tenant=tenant)
+    wrong = make_profiles(api, 2, tenant=tenant, password="Wrong-Passw0rd!")
     r = api.post(f"/api/tenants/{tenant}/validation-jobs", json={"profileIds": ids + wrong})
     job_id = r.json()["id"]
-    work = QueueClient.from_connection_string(azurite.connection_string, "validation-requests")
+    work = QueueClient.from_connection_string(azurite.connection_string, WORK_QUEUE)
     for pid in ids[:5] + wrong:  # duplicates sent while the originals are in flight
         work.send_message(base64.b64encode(json.dumps({
             "v": 1, "tenantId": tenant, "profileId": pid, "jobId": job_id, "reason": "batch",
@@ -85,7 +86,7 @@ def test_redelivered_and_duplicated_messages_count_once(api, sim, azurite):
         work.send_message(base64.b64encode(json.dumps({
             "v": 1, "tenantId": tenant, "profileId": pid, "jobId": job_id, "reason": "batch",
             "correlationId": "late"}).encode()).decode())
-    time.sleep(3)
+    wait_work_queue_drained(azurite)  # the late copies have been processed (and deleted)
     again = api.get(f"/api/tenants/{tenant}/validation-jobs/{job_id}").json()
     for j in (job, again):
         assert (j["total"], j["done"], j["passed"], j["failed"]) == (12, 12, 10, 2)
@@ -95,9 +96,8 @@ def test_redelivered_and_duplicated_messages_count_once(api, sim, azurite):
     assert len(events) == 12 and len({e["data"]["profileId"] for e in events}) == 12
 
 
-def test_poison_messages_become_job_errors(api, sim):
-    tenant = CONTOSO
-    ids = make_profiles(api, 3)
+def test_poison_messages_become_job_errors(api, sim, tenant):
+    ids = make_profiles(api, 3, tenant=tenant)
     sim.control.add_fault("keyvault", status=503, retryAfter=1, windowSeconds=15)
     job_id = api.post(f"/api/tenants/{tenant}/validation-jobs", json={"profileIds": ids}).json()["id"]
     job = wait_job(api, tenant, job_id, timeout=120)
@@ -113,13 +113,14 @@ def test_job_request_validation(api):
     assert api.get(f"/api/tenants/{CONTOSO}/validation-jobs/{uuid.uuid4()}").status_code == 404
 
 
-def test_scheduled_revalidation_publishes_only_changes(api, sim, azurite, app_host):
-    stays_passed = make_profiles(api, 1)[0]
-    starts_passing = make_profiles(api, 1, user="reader")[0]
-    stays_failed = make_profiles(api, 1, password="Wrong-Passw0rd!")[0]
+def test_scheduled_revalidation_publishes_only_changes(api, sim, azurite, app_host, tenant):
+    """Revalidation runs over every tenant; this test looks at its own tenant's rows only."""
+    stays_passed = make_profiles(api, 1, tenant=tenant)[0]
+    starts_passing = make_profiles(api, 1, tenant=tenant, user="reader")[0]
+    stays_failed = make_profiles(api, 1, tenant=tenant, password="Wrong-Passw0rd!")[0]
     ours = [stays_passed, starts_passing, stays_failed]
     for pid in ours:
-        api.post(f"/api/tenants/{CONTOSO}/profiles/{pid}/validate")
+        api.post(f"/api/tenants/{tenant}/profiles/{pid}/validate")
     outcome_events(azurite, ours)  # the manual runs' events
     from datetime import datetime, timedelta, timezone
 
@@ -127,7 +128,7 @@ def test_scheduled_revalidation_publishes_only_changes(api, sim, azurite, app_ho
 
     profiles = TableClient.from_connection_string(azurite.connection_string, "Profiles")
     for pid in ours:  # as if the manual runs were two days ago: older than REVALIDATION_MAX_AGE_HOURS
-        profiles.update_entity({"PartitionKey": CONTOSO, "RowKey": pid,
+        profiles.update_entity({"PartitionKey": tenant, "RowKey": pid,
                                 "LastValidationAt": datetime.now(timezone.utc) - timedelta(days=2)},
                                mode=UpdateMode.MERGE)
     sim.control.patch_user("reader@contoso.onmicrosoft.com", {"roles": ["SharePoint Administrator"]})
@@ -135,22 +136,27 @@ def test_scheduled_revalidation_publishes_only_changes(api, sim, azurite, app_ho
     fired = requests.post(f"{app_host.url}/admin/functions/scheduled_revalidation", json={"input": ""},
                           headers={"x-functions-key": LOCAL_KEY}, timeout=30)
     assert fired.status_code == 202
-    deadline = time.monotonic() + 120
-    while True:
-        reasons = [api.get(f"/api/tenants/{CONTOSO}/profiles/{pid}/validations").json()["items"][0]["reason"]
-                   for pid in ours]
-        if reasons == ["scheduled"] * 3:
-            break
-        assert time.monotonic() < deadline, reasons
-        time.sleep(0.5)
-    time.sleep(1)
-    events = outcome_events(azurite, ours)
+
+    def revalidated():
+        latest = [api.get(f"/api/tenants/{tenant}/profiles/{pid}/validations").json()["items"][0] for pid in ours]
+        assert [h["reason"] for h in latest] == ["scheduled"] * 3, latest
+        return latest
+
+    [job_id] = {h["jobId"] for h in wait_until(revalidated, timeout=120, interval=0.5)}  # the tenant's one job
+    wait_job(api, tenant, job_id)
+    events = []  # the one change is published; the job is complete, so the others have been decided
+
+    def change_published():
+        events.extend(outcome_events(azurite, ours))
+        return any(e["data"]["profileId"] == starts_passing for e in events)
+
+    wait_until(change_published, timeout=30, interval=0.25)
+    events.extend(outcome_events(azurite, ours))
     assert [(e["data"]["profileId"], e["data"]["status"], e["data"]["reason"]) for e in events] == \
         [(starts_passing, "passed", "scheduled")]
 
 
-def test_twenty_concurrent_leases_over_five_members_never_double_lease(api):
-    tenant = new_tenant()
+def test_twenty_concurrent_leases_over_five_members_never_double_lease(api, tenant):
     members = make_profiles(api, 5, tenant=tenant, user="mfa", password="qwertyuiopasdfgh", mfaEnabled=True,
                             adminCenter={"mode": "custom", "url": "https://contoso-admin.sharepoint.com"})
     assert api.put(f"/api/tenants/{tenant}/account-pool", json={"members": members}).status_code == 200
@@ -178,8 +184,7 @@ def test_twenty_concurrent_leases_over_five_members_never_double_lease(api):
     assert api.post(f"/api/tenants/{tenant}/account-pool/leases").status_code == 503
 
 
-def test_pool_rejects_common_profiles_and_skips_failing_members(api):
-    tenant = new_tenant()
+def test_pool_rejects_common_profiles_and_skips_failing_members(api, tenant):
     common = make_profiles(api, 1, tenant=tenant)[0]
     r = api.put(f"/api/tenants/{tenant}/account-pool", json={"members": [common]})
     assert r.status_code == 422 and r.json()["errors"][0]["code"] == "notMfa"

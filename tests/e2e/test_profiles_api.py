@@ -1,6 +1,5 @@
 """The profiles API through HTTP on the local host, with Azurite and the simulator's Key Vault."""
 import json
-import time
 
 import pytest
 
@@ -21,22 +20,22 @@ def mfa_body(**over):
                 adminCenter={"mode": "custom", "url": MFA_URL}, **over)
 
 
-def create(api, tenant=CONTOSO, **over):
+def create(api, tenant, **over):
     r = api.post(f"/api/tenants/{tenant}/profiles", json=body(**over))
     assert r.status_code == 201, r.text
     return r
 
 
-def test_create_get_list_and_schema(api, assert_schema):
-    r = create(api)
+def test_create_get_list_and_schema(api, assert_schema, tenant):
+    r = create(api, tenant)
     profile = r.json()
     assert_schema("Profile", profile)
     assert r.headers["ETag"] == profile["etag"] and r.headers["Location"].endswith(profile["id"])
     assert profile["kind"] == "common" and profile["passwordSet"] and profile["limitations"] == []
     assert profile["adminCenter"]["effectiveUrl"] == MFA_URL
-    got = api.get(f"/api/tenants/{CONTOSO}/profiles/{profile['id']}")
+    got = api.get(f"/api/tenants/{tenant}/profiles/{profile['id']}")
     assert got.status_code == 200 and got.json()["name"] == profile["name"]
-    assert_schema("ProfilePage", api.get(f"/api/tenants/{CONTOSO}/profiles").json())
+    assert_schema("ProfilePage", api.get(f"/api/tenants/{tenant}/profiles").json())
     assert "x-correlation-id" in got.headers
 
 
@@ -64,17 +63,17 @@ def test_all_violations_at_once_and_malformed_json(api):
     assert r.status_code == 404 and r.json()["detail"] == "tenantId must be a GUID."
 
 
-def test_mfa_profile_requires_custom_url_and_shows_limitations_and_guidance(api):
-    r = api.post(f"/api/tenants/{CONTOSO}/profiles", json=mfa_body())
+def test_mfa_profile_requires_custom_url_and_shows_limitations_and_guidance(api, tenant):
+    r = api.post(f"/api/tenants/{tenant}/profiles", json=mfa_body())
     p = r.json()
     assert r.status_code == 201 and p["kind"] == "mfa"
     assert p["limitations"] == ["NO_INVITE_M365_USERS", "CLOUD_MANAGEMENT_FEATURES_LIMITED"]
     assert any("Global Administrator account or SharePoint Administrator account" in g for g in p["guidance"])
 
 
-def test_clearing_mfa_converts_to_common_with_history(api):
-    p = api.post(f"/api/tenants/{CONTOSO}/profiles", json=mfa_body()).json()
-    r = api.patch(f"/api/tenants/{CONTOSO}/profiles/{p['id']}", json={"mfaEnabled": False},
+def test_clearing_mfa_converts_to_common_with_history(api, tenant):
+    p = api.post(f"/api/tenants/{tenant}/profiles", json=mfa_body()).json()
+    r = api.patch(f"/api/tenants/{tenant}/profiles/{p['id']}", json={"mfaEnabled": False},
                   headers={"If-Match": p["etag"], "content-type": "application/merge-patch+json"})
     assert r.status_code == 200, r.text
     q = r.json()
@@ -82,24 +81,24 @@ def test_clearing_mfa_converts_to_common_with_history(api):
     assert [h["event"] for h in q["history"]] == ["created", "converted"]
 
 
-def test_password_rotation_writes_a_new_version_and_drops_the_old_reference(api, m365sim, azurite):
+def test_password_rotation_writes_a_new_version_and_drops_the_old_reference(api, m365sim, azurite, tenant):
     from azure.data.tables import TableServiceClient
 
-    p = create(api).json()
+    p = create(api, tenant).json()
     table = TableServiceClient.from_connection_string(azurite.connection_string).get_table_client("Profiles")
-    before = table.get_entity(CONTOSO, p["id"])
-    r = api.patch(f"/api/tenants/{CONTOSO}/profiles/{p['id']}", json={"password": CANARY_PASSWORD + "2"},
+    before = table.get_entity(tenant, p["id"])
+    r = api.patch(f"/api/tenants/{tenant}/profiles/{p['id']}", json={"password": CANARY_PASSWORD + "2"},
                   headers={"If-Match": p["etag"]})
     assert r.status_code == 200 and r.json()["passwordUpdatedAt"] > p["passwordUpdatedAt"]
-    after = table.get_entity(CONTOSO, p["id"])
-    assert after["SecretName"] == before["SecretName"] == f"profile-{CONTOSO}-{p['id']}"
+    after = table.get_entity(tenant, p["id"])
+    assert after["SecretName"] == before["SecretName"] == f"profile-{tenant}-{p['id']}"
     assert after["SecretVersion"] != before["SecretVersion"]
     assert m365sim.control.vault("demo")[after["SecretName"]] == {"versions": 2, "deleted": False}
 
 
-def test_etags_428_and_412(api):
-    p = create(api).json()
-    url = f"/api/tenants/{CONTOSO}/profiles/{p['id']}"
+def test_etags_428_and_412(api, tenant):
+    p = create(api, tenant).json()
+    url = f"/api/tenants/{tenant}/profiles/{p['id']}"
     assert api.patch(url, json={"description": "x"}).status_code == 428
     fresh = api.patch(url, json={"description": "x"}, headers={"If-Match": p["etag"]})
     assert fresh.status_code == 200
@@ -111,51 +110,52 @@ def test_etags_428_and_412(api):
     assert api.get(url).status_code == 404
 
 
-def test_delete_soft_deletes_the_secret(api, m365sim):
-    p = create(api).json()
-    name = f"profile-{CONTOSO}-{p['id']}"
+def test_delete_soft_deletes_the_secret(api, m365sim, tenant):
+    p = create(api, tenant).json()
+    name = f"profile-{tenant}-{p['id']}"
     assert m365sim.control.vault("demo")[name]["deleted"] is False
-    assert api.delete(f"/api/tenants/{CONTOSO}/profiles/{p['id']}", headers={"If-Match": p["etag"]}).status_code == 204
+    assert api.delete(f"/api/tenants/{tenant}/profiles/{p['id']}", headers={"If-Match": p["etag"]}).status_code == 204
     assert m365sim.control.vault("demo")[name]["deleted"] is True  # recoverable, not purged
 
 
-def test_tenant_isolation(api):
-    p = create(api).json()
+def test_tenant_isolation(api, tenant, tenant_alias):
+    other = tenant_alias(FABRIKAM)  # a second tenant id of its own (signing in to fabrikam)
+    p = create(api, tenant).json()
     for method in ("get", "patch", "delete"):
-        r = getattr(api, method)(f"/api/tenants/{FABRIKAM}/profiles/{p['id']}", json={}, headers={"If-Match": "*"})
+        r = getattr(api, method)(f"/api/tenants/{other}/profiles/{p['id']}", json={}, headers={"If-Match": "*"})
         assert r.status_code == 404, method
-    assert p["id"] not in api.get(f"/api/tenants/{FABRIKAM}/profiles").text
+    assert p["id"] not in api.get(f"/api/tenants/{other}/profiles").text
 
 
-def test_names_unique_per_tenant(api):
-    p = create(api).json()
-    r = api.post(f"/api/tenants/{CONTOSO}/profiles", json=body(name=p["name"].upper()))
+def test_names_unique_per_tenant(api, tenant, tenant_alias):
+    other = tenant_alias(FABRIKAM)  # a second tenant id of its own (signing in to fabrikam)
+    p = create(api, tenant).json()
+    r = api.post(f"/api/tenants/{tenant}/profiles", json=body(name=p["name"].upper()))
     assert r.status_code == 409 and r.json()["errors"][0]["field"] == "name"
-    assert api.post(f"/api/tenants/{FABRIKAM}/profiles", json=body(name=p["name"])).status_code == 201
+    assert api.post(f"/api/tenants/{other}/profiles", json=body(name=p["name"])).status_code == 201
 
 
-def test_key_vault_outage_leaves_no_half_write(api, sim, azurite):
+def test_key_vault_outage_leaves_no_half_write(api, sim, azurite, tenant):
     from azure.data.tables import TableServiceClient
 
     name = unique("outage")
     sim.control.add_fault("keyvault", status=503, retryAfter=9)
-    r = api.post(f"/api/tenants/{CONTOSO}/profiles", json=body(name=name))
+    r = api.post(f"/api/tenants/{tenant}/profiles", json=body(name=name))
     assert r.status_code == 503 and r.headers["Retry-After"] and r.json()["retryAfterSeconds"] >= 1
     table = TableServiceClient.from_connection_string(azurite.connection_string).get_table_client("Profiles")
     assert not [e for e in table.query_entities("Name eq @n", parameters={"n": name})]
     sim.control.clear_faults()
-    p = create(api).json()
+    p = create(api, tenant).json()
     sim.control.add_fault("keyvault", status=503, retryAfter=9)
-    r = api.patch(f"/api/tenants/{CONTOSO}/profiles/{p['id']}", json={"password": "new-one", "description": "z"},
+    r = api.patch(f"/api/tenants/{tenant}/profiles/{p['id']}", json={"password": "new-one", "description": "z"},
                   headers={"If-Match": p["etag"]})
     assert r.status_code == 503
     sim.control.clear_faults()
-    unchanged = api.get(f"/api/tenants/{CONTOSO}/profiles/{p['id']}").json()
+    unchanged = api.get(f"/api/tenants/{tenant}/profiles/{p['id']}").json()
     assert unchanged["etag"] == p["etag"] and unchanged["description"] == p["description"]
 
 
-def test_paging_and_filters(api):
-    tenant = "33333333-3333-4333-8333-%012d" % (int(time.time() * 1000) % 10**12)
+def test_paging_and_filters(api, tenant):
     for i in range(5):
         create(api, tenant=tenant)
     api.post(f"/api/tenants/{tenant}/profiles", json=mfa_body())
