@@ -95,6 +95,18 @@ class _Storage:
         return True
 
 
+def key_vault_client(settings: Settings, session=None):
+    """The ``SecretClient`` of the configured vault (the app's identity, the cloud's session)."""
+    from azure.keyvault.secrets import SecretClient
+
+    from shared.adapters.http_session import build_credential, build_session, build_transport
+    from shared.adapters.keyvault_secret_store import CLIENT_OPTIONS
+
+    session = session or build_session(settings)
+    return SecretClient(settings.key_vault_uri, build_credential(settings, session),
+                        transport=build_transport(settings, session), **CLIENT_OPTIONS)
+
+
 def bootstrap(settings: Settings, *, profiles: ProfileRepository | None = None, secrets: SecretStore | None = None,
               history: ValidationHistory | None = None, publisher: OutcomePublisher | None = None,
               probe: AccountProbe | None = None, jobs: JobRepository | None = None, work: WorkQueue | None = None,
@@ -118,14 +130,9 @@ def bootstrap(settings: Settings, *, profiles: ProfileRepository | None = None, 
 
         profiles = TableProfileRepository(storage.table(names.PROFILES_TABLE))
     if secrets is None:
-        from azure.keyvault.secrets import SecretClient
+        from shared.adapters.keyvault_secret_store import KeyVaultSecretStore
 
-        from shared.adapters.http_session import build_credential, build_transport
-        from shared.adapters.keyvault_secret_store import CLIENT_OPTIONS, KeyVaultSecretStore
-
-        secrets = KeyVaultSecretStore(SecretClient(
-            settings.key_vault_uri, build_credential(settings, http_session()),
-            transport=build_transport(settings, http_session()), **CLIENT_OPTIONS))
+        secrets = KeyVaultSecretStore(key_vault_client(settings, http_session()))
     if history is None:
         from shared.adapters.table_validation_history import TableValidationHistory
 

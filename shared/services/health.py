@@ -47,8 +47,8 @@ def _ping(name: str, dependency: Pingable) -> DependencyHealth:
     try:
         dependency.ping()
     except Exception as exc:  # noqa: BLE001 - any failure means "down"
-        log.warning("health: %s is down (%s)", name, type(exc).__name__)
-        return DependencyHealth("down", _ms(started), type(exc).__name__)
+        log.warning("health: %s is down (%s)", name, type(exc.__cause__ or exc).__name__)
+        return DependencyHealth("down", _ms(started), type(exc.__cause__ or exc).__name__)
     return DependencyHealth("up", _ms(started))
 
 
