@@ -4,7 +4,6 @@ import json
 
 from openapi_spec_validator import validate
 
-import function_app
 from shared.contract.openapi import document
 from shared.contract.problems import ALL_PROBLEM_TYPES
 from shared.contract.routes import OPERATIONS
@@ -12,6 +11,7 @@ from shared.domain.jobs import JobState, Reason
 from shared.domain.profile import AdminCenterMode, Kind, limitation_catalog
 from shared.domain.troubleshooting import load_catalog
 from shared.domain.validation import CHECK_NAMES, CHECK_STATUSES, LAST_STATUSES, SIGN_IN_PATHS
+from tests.inprocess import app_functions
 
 
 def test_document_is_valid_openapi_3_1():
@@ -50,7 +50,7 @@ def test_every_message_id_and_enum_value_is_in_the_document():
 
 def test_every_registered_http_function_is_an_operation_of_the_route_table():
     registered = set()
-    for fn in function_app.app.get_functions():
+    for fn in app_functions():
         trigger = fn.get_trigger()
         if trigger.get_binding_name() == "httpTrigger":
             registered.add((trigger.route, tuple(m.value if hasattr(m, "value") else m for m in trigger.methods)))

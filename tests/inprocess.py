@@ -1,0 +1,91 @@
+"""The app's HTTP triggers called directly with ``func.HttpRequest`` (as the Azure samples test
+them), on services wired by :func:`shared.bootstrap.bootstrap` over the fakes of ``tests/fakes.py``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlencode
+
+import azure.functions as func
+
+from shared import bootstrap
+from shared.config import Settings
+from shared.contract.routes import BY_ID
+from tests.fakes import (FakeHistory, FakeJobRepository, FakePoolRepository, FakeProfileRepository, FakePublisher,
+                         FakeSecretStore, FakeWebhookEventLog, FakeWorkQueue)
+from tests.fakes_validation import FakeAccountProbe
+
+SETTINGS = Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "M365_CLOUD": "local",
+                              "KEY_VAULT_URI": "https://demo.vault.azure.net/"})
+
+
+@lru_cache(maxsize=1)
+def app_functions() -> tuple:
+    """``function_app.app.get_functions()`` once per process (a second call refuses the names)."""
+    import function_app
+
+    return tuple(function_app.app.get_functions())
+
+
+def _triggers() -> dict[str, Any]:
+    out = {}
+    for fn in app_functions():
+        user = fn.get_user_function()
+        if getattr(user, "operation_id", None):
+            out[user.operation_id] = user
+    return out
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class InProcessApp:
+    """Fresh fakes, wired by the real composition root and installed as the process's services."""
+
+    profiles: FakeProfileRepository = field(default_factory=FakeProfileRepository)
+    secrets: FakeSecretStore = field(default_factory=FakeSecretStore)
+    history: FakeHistory = field(default_factory=FakeHistory)
+    publisher: FakePublisher = field(default_factory=FakePublisher)
+    probe: FakeAccountProbe = field(default_factory=FakeAccountProbe)
+    jobs: FakeJobRepository = field(default_factory=FakeJobRepository)
+    work: FakeWorkQueue = field(default_factory=FakeWorkQueue)
+    pool: FakePoolRepository = field(default_factory=FakePoolRepository)
+    webhook_events: FakeWebhookEventLog = field(default_factory=FakeWebhookEventLog)
+
+    def __post_init__(self):
+        self.services = bootstrap.bootstrap(
+            SETTINGS, profiles=self.profiles, secrets=self.secrets, history=self.history, publisher=self.publisher,
+            probe=self.probe, jobs=self.jobs, work=self.work, pool=self.pool, webhook_events=self.webhook_events)
+        self.triggers = _triggers()
+
+    def call(self, operation_id: str, *, body: Any = None, raw: bytes | None = None,
+             headers: dict[str, str] | None = None, params: dict[str, str] | None = None,
+             **route_params: str) -> Answer:
+        """Call the operation's trigger; ``body`` is sent as JSON, ``raw`` as it is."""
+        op = BY_ID[operation_id]
+        data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
+        url = "http://localhost/api/" + op.route.format(**route_params)
+        if params:
+            url += "?" + urlencode(params)
+        req = func.HttpRequest(method=op.method, url=url, headers={"content-type": "application/json",
+                                                                    **(headers or {})},
+                               params=params or {}, route_params=route_params, body=data)
+        previous = bootstrap._services
+        bootstrap._services = self.services
+        try:
+            resp = self.triggers[operation_id](req)
+        finally:
+            bootstrap._services = previous
+        headers = {"Content-Type": f"{resp.mimetype}; charset={resp.charset}", **dict(resp.headers)}
+        return Answer(resp.status_code, headers, resp.get_body())
