@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from shared.domain.errors import FieldError, InvalidInput
@@ -26,6 +26,12 @@ def _whole_number(value: Any) -> Any:
 
 
 WholeInt = Annotated[int, BeforeValidator(_whole_number)]
+
+
+def whole_numbers(*fields: str):
+    """A before-validator for the model's whole-number fields (a class attribute): ``30.0`` is
+    taken as ``30``. On the model rather than in the type, so the fields' bounds stay in the schema."""
+    return field_validator(*fields, mode="before")(lambda cls, value: _whole_number(value))
 
 
 def _drop_default(schema: dict[str, Any]) -> None:

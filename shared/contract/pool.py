@@ -6,7 +6,7 @@ from typing import Optional
 
 from pydantic import Field
 
-from shared.contract.base import Guid, RequestModel, ResponseModel, WholeInt
+from shared.contract.base import Guid, RequestModel, ResponseModel, whole_numbers
 from shared.contract.profiles import LastValidation
 from shared.domain.pool import MAX_LEASE_SECONDS, MAX_MEMBERS, MAX_REST_SECONDS
 
@@ -16,12 +16,14 @@ class PoolPut(RequestModel):
 
 
 class LeaseRequest(RequestModel):
-    lease_seconds: Optional[WholeInt] = Field(default=None, ge=1, le=MAX_LEASE_SECONDS)
+    lease_seconds: Optional[int] = Field(default=None, ge=1, le=MAX_LEASE_SECONDS)
+    _whole = whole_numbers("lease_seconds")
 
 
 class ReleaseRequest(RequestModel):
-    retry_after_seconds: Optional[WholeInt] = Field(
+    retry_after_seconds: Optional[int] = Field(
         default=None, ge=0, le=MAX_REST_SECONDS, description="SharePoint throttled this account: rest it this long.")
+    _whole = whole_numbers("retry_after_seconds")
 
 
 class PoolMember(ResponseModel):
