@@ -97,6 +97,14 @@ def down_fake(fake):
     return fake
 
 
+def table_subject(request, dead_connection_string: str, fake: type, adapter: type) -> Subject:
+    """The fake, or the adapter on a fresh Azurite table; ``down()`` gives one that cannot answer."""
+    if request.param == "fake":
+        return Subject(fake(), "fake", lambda: down_fake(fake()))
+    return Subject(adapter(request.getfixturevalue("table")), "adapter",
+                   lambda: adapter(dead_table(dead_connection_string)))
+
+
 def assert_down(call: Callable[[], Any], subject: Subject) -> None:
     """The call raises DependencyUnavailable; an adapter's keeps the SDK error as its cause."""
     with pytest.raises(DependencyUnavailable) as info:
@@ -111,11 +119,7 @@ def assert_down(call: Callable[[], Any], subject: Subject) -> None:
 def profiles(request, dead_connection_string):
     from shared.adapters.table_profile_repository import TableProfileRepository
 
-    if request.param == "fake":
-        return Subject(fakes.FakeProfileRepository(), "fake", lambda: down_fake(fakes.FakeProfileRepository()))
-    table = request.getfixturevalue("table")
-    return Subject(TableProfileRepository(table), "adapter",
-                   lambda: TableProfileRepository(dead_table(dead_connection_string)))
+    return table_subject(request, dead_connection_string, fakes.FakeProfileRepository, TableProfileRepository)
 
 
 def make_profile(tenant=T1, name="Backup", pid=None) -> ServiceAccountProfile:
@@ -292,11 +296,7 @@ def test_secrets_ping(secrets):
 def history(request, dead_connection_string):
     from shared.adapters.table_validation_history import TableValidationHistory
 
-    if request.param == "fake":
-        return Subject(fakes.FakeHistory(), "fake", lambda: down_fake(fakes.FakeHistory()))
-    table = request.getfixturevalue("table")
-    return Subject(TableValidationHistory(table), "adapter",
-                   lambda: TableValidationHistory(dead_table(dead_connection_string)))
+    return table_subject(request, dead_connection_string, fakes.FakeHistory, TableValidationHistory)
 
 
 def record(pid, at, *, tenant=T1, record_id=None, status="failed") -> ValidationRecord:
@@ -453,11 +453,7 @@ def test_work_ping(work):
 def jobs(request, dead_connection_string):
     from shared.adapters.table_job_repository import TableJobRepository
 
-    if request.param == "fake":
-        return Subject(fakes.FakeJobRepository(), "fake", lambda: down_fake(fakes.FakeJobRepository()))
-    table = request.getfixturevalue("table")
-    return Subject(TableJobRepository(table), "adapter",
-                   lambda: TableJobRepository(dead_table(dead_connection_string)))
+    return table_subject(request, dead_connection_string, fakes.FakeJobRepository, TableJobRepository)
 
 
 def make_job(tenant=T1) -> Job:
@@ -535,11 +531,7 @@ def test_jobs_ping(jobs):
 def pool(request, dead_connection_string):
     from shared.adapters.table_pool_repository import TablePoolRepository
 
-    if request.param == "fake":
-        return Subject(fakes.FakePoolRepository(), "fake", lambda: down_fake(fakes.FakePoolRepository()))
-    table = request.getfixturevalue("table")
-    return Subject(TablePoolRepository(table), "adapter",
-                   lambda: TablePoolRepository(dead_table(dead_connection_string)))
+    return table_subject(request, dead_connection_string, fakes.FakePoolRepository, TablePoolRepository)
 
 
 def test_pool_members_in_order_and_idempotent_add_remove(pool):
@@ -586,11 +578,7 @@ def test_pool_ping(pool):
 def events(request, dead_connection_string):
     from shared.adapters.table_webhook_event_log import TableWebhookEventLog
 
-    if request.param == "fake":
-        return Subject(fakes.FakeWebhookEventLog(), "fake", lambda: down_fake(fakes.FakeWebhookEventLog()))
-    table = request.getfixturevalue("table")
-    return Subject(TableWebhookEventLog(table), "adapter",
-                   lambda: TableWebhookEventLog(dead_table(dead_connection_string)))
+    return table_subject(request, dead_connection_string, fakes.FakeWebhookEventLog, TableWebhookEventLog)
 
 
 def test_events_record_once_per_portal_and_forget(events):
