@@ -55,10 +55,9 @@ class FakeProfileRepository(_Dependency, ProfileRepository):
 
     def get(self, tenant_id, profile_id):
         self._check()
-        try:
-            return self.rows[(tenant_id, profile_id)]
-        except KeyError:
-            raise ProfileNotFound(profile_id) from None
+        if (tenant_id, profile_id) not in self.rows:
+            raise ProfileNotFound(profile_id)
+        return self.rows[(tenant_id, profile_id)]
 
     def update(self, profile, *, previous_name, etag):
         self._check_write()

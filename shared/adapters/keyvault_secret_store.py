@@ -55,15 +55,19 @@ class KeyVaultSecretStore(SecretStore):
                     extra={"dependency": "keyvault", "status": status, "error_code": code})
         return DependencyUnavailable("Key Vault", retry_after=_retry_after(exc))
 
-    def ping(self) -> None:
-        """Read a secret that need not exist: found or 404 is up (authenticated and authorized);
-        401/403, throttling or no answer is down."""
+    def _tolerating_404(self, action: str, call) -> None:
+        """One vault call for which "not found" is already the wanted state."""
         try:
-            self._client.get_secret("health-probe")
+            call()
         except ResourceNotFoundError:
             return
         except AzureError as exc:
-            raise self._fail(exc, "ping") from exc
+            raise self._fail(exc, action) from exc
+
+    def ping(self) -> None:
+        """Read a secret that need not exist: found or 404 is up (authenticated and authorized);
+        401/403, throttling or no answer is down."""
+        self._tolerating_404("ping", lambda: self._client.get_secret("health-probe"))
 
     def set_secret(self, name: str, value: Password, *, tags: dict[str, str] | None = None) -> SecretRef:
         try:
@@ -102,20 +106,12 @@ class KeyVaultSecretStore(SecretStore):
 
     def disable_version(self, ref: SecretRef) -> None:
         """A version that does not exist is already unusable: a no-op."""
-        try:
-            self._client.update_secret_properties(ref.name, ref.version, enabled=False)
-        except ResourceNotFoundError:
-            return
-        except AzureError as exc:
-            raise self._fail(exc, "disable") from exc
+        self._tolerating_404("disable", lambda: self._client.update_secret_properties(
+            ref.name, ref.version, enabled=False))
 
     def delete_secret(self, name: str) -> None:
-        try:
-            self._client.begin_delete_secret(name)  # soft delete; no need to wait for the poller
-        except ResourceNotFoundError:
-            return
-        except AzureError as exc:
-            raise self._fail(exc, "delete") from exc
+        # Soft delete; no need to wait for the poller. Already gone is fine.
+        self._tolerating_404("delete", lambda: self._client.begin_delete_secret(name))
 
     def recover_secret(self, name: str) -> None:
         try:

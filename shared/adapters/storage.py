@@ -111,3 +111,13 @@ def ping_queue(queue: QueueClient) -> None:
         queue.get_queue_properties()
     except AzureError as exc:
         raise unavailable(exc, QUEUE_STORAGE) from exc
+
+
+class TableAdapter:
+    """Base of the adapters over one table: the client, and ``ping()`` (:func:`ping_table`)."""
+
+    def __init__(self, table: TableClient):
+        self._table = table
+
+    def ping(self) -> None:
+        ping_table(self._table)

@@ -13,9 +13,9 @@ from typing import Any, Iterable
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableClient, UpdateMode
+from azure.data.tables import UpdateMode
 
-from shared.adapters.storage import TABLE_STORAGE, ping_table, storage_errors
+from shared.adapters.storage import TABLE_STORAGE, TableAdapter, storage_errors
 from shared.domain.errors import NotFound, PreconditionFailed
 from shared.domain.jobs import ItemState, Job, JobItem, Reason
 from shared.domain.ports import JobRepository
@@ -55,14 +55,8 @@ def _item(e: Any) -> tuple[JobItem, datetime | None, str]:
     return item, _utc(e.get("ClaimedUntil")), e.metadata.get("etag")
 
 
-class TableJobRepository(JobRepository):
+class TableJobRepository(TableAdapter, JobRepository):
     """:class:`JobRepository` on one table; every call is one round trip (``mark_started``: two)."""
-
-    def __init__(self, table: TableClient):
-        self._table = table
-
-    def ping(self) -> None:
-        ping_table(self._table)
 
     def add(self, job: Job) -> None:
         with storage_errors(TABLE_STORAGE):

@@ -11,9 +11,9 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableClient, UpdateMode
+from azure.data.tables import UpdateMode
 
-from shared.adapters.storage import TABLE_STORAGE, ping_table, storage_errors
+from shared.adapters.storage import TABLE_STORAGE, TableAdapter, storage_errors
 from shared.domain.errors import PreconditionFailed
 from shared.domain.pool import PoolMember
 from shared.domain.ports import PoolRepository
@@ -36,14 +36,8 @@ def _member(e: Any) -> PoolMember:
                       etag=e.metadata.get("etag"))
 
 
-class TablePoolRepository(PoolRepository):
+class TablePoolRepository(TableAdapter, PoolRepository):
     """:class:`PoolRepository` on one table; every call is one round trip."""
-
-    def __init__(self, table: TableClient):
-        self._table = table
-
-    def ping(self) -> None:
-        ping_table(self._table)
 
     def members(self, tenant_id: str) -> list[PoolMember]:
         with storage_errors(TABLE_STORAGE):

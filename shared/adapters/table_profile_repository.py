@@ -16,9 +16,9 @@ from azure.core import MatchConditions
 from azure.core.exceptions import (AzureError, HttpResponseError,
                                    ResourceModifiedError, ResourceNotFoundError, ServiceRequestError,
                                    ServiceResponseError)
-from azure.data.tables import TableClient, TableTransactionError, UpdateMode
+from azure.data.tables import TableTransactionError, UpdateMode
 
-from shared.adapters.storage import ping_table
+from shared.adapters.storage import TableAdapter
 from shared.domain.errors import (DependencyUnavailable, FieldError, InvalidInput, NameConflict, PreconditionFailed,
                                   ProfileNotFound)
 from shared.domain.ports import Page, ProfileRepository
@@ -93,13 +93,7 @@ def _unavailable(exc: AzureError) -> DependencyUnavailable:
     return DependencyUnavailable("Table Storage", retry_after=5)
 
 
-class TableProfileRepository(ProfileRepository):
-    def __init__(self, table: TableClient):
-        self._table = table
-
-    def ping(self) -> None:
-        ping_table(self._table)
-
+class TableProfileRepository(TableAdapter, ProfileRepository):
     def _transaction(self, operations: list) -> list:
         try:
             return self._table.submit_transaction(operations)

@@ -32,9 +32,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import TableClient, UpdateMode
+from azure.data.tables import UpdateMode
 
-from shared.adapters.storage import TABLE_STORAGE, ping_table, storage_errors
+from shared.adapters.storage import TABLE_STORAGE, TableAdapter, storage_errors
 from shared.domain.ports import ValidationHistory, ValidationRecord
 
 #: RowKey prefix of an outbox marker; sorts after every history RowKey (which starts with a digit).
@@ -82,13 +82,7 @@ def _from_entity(e: dict[str, Any]) -> ValidationRecord:
                             correlation_id=e.get("CorrelationId", ""), job_id=e.get("JobId") or None)
 
 
-class TableValidationHistory(ValidationHistory):
-    def __init__(self, table: TableClient):
-        self._table = table
-
-    def ping(self) -> None:
-        ping_table(self._table)
-
+class TableValidationHistory(TableAdapter, ValidationHistory):
     def add(self, record: ValidationRecord, *, publish: bool) -> None:
         entity = _to_entity(record)
         with storage_errors(TABLE_STORAGE):

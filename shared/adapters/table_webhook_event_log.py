@@ -5,9 +5,8 @@ import hashlib
 from datetime import datetime, timezone
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableClient
 
-from shared.adapters.storage import TABLE_STORAGE, ping_table, storage_errors
+from shared.adapters.storage import TABLE_STORAGE, TableAdapter, storage_errors
 from shared.domain.ports import WebhookEventLog
 
 
@@ -16,14 +15,8 @@ def _row_key(event_id: str) -> str:
     return hashlib.sha256(event_id.encode()).hexdigest()
 
 
-class TableWebhookEventLog(WebhookEventLog):
+class TableWebhookEventLog(TableAdapter, WebhookEventLog):
     """:class:`WebhookEventLog` on one table: an insert, so only one of two concurrent deliveries wins."""
-
-    def __init__(self, table: TableClient):
-        self._table = table
-
-    def ping(self) -> None:
-        ping_table(self._table)
 
     def try_record(self, portal_id: str, event_id: str, *, event_type: str) -> bool:
         with storage_errors(TABLE_STORAGE):
