@@ -143,8 +143,8 @@ class JobServices:
         except PreconditionFailed:
             try:
                 item, claimed_until, etag = self.jobs.get_item(msg.job_id, msg.profile_id)
-            except NotFound:  # deleted in between: let the host retry
-                raise PreconditionFailed() from None
+            except NotFound as exc:  # deleted in between: let the host retry
+                raise PreconditionFailed() from exc
             if item.state.final:
                 return WorkResult.DUPLICATE  # counted once; an outcome whose publication failed waits in the outbox
             if claimed_until and claimed_until > now:
