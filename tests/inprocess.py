@@ -24,10 +24,12 @@ SETTINGS = Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true
 
 @lru_cache(maxsize=1)
 def app_functions() -> tuple:
-    """``function_app.app.get_functions()`` once per process (a second call refuses the names)."""
+    """The app's functions, as the local host reads them (a second plain ``get_functions()`` in
+    one process would refuse every name as a duplicate)."""
     import function_app
+    from devtools.local_host.indexing import functions_of
 
-    return tuple(function_app.app.get_functions())
+    return tuple(functions_of(function_app.app))
 
 
 def _triggers() -> dict[str, Any]:

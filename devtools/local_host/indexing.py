@@ -209,7 +209,7 @@ def _normalise(binding: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _functions_of(app: Any) -> list:
+def functions_of(app: Any) -> list:
     """``app.get_functions()``. The library remembers the names it has validated, so a second
     call on the same app (a second host in one test session) would report every function as a
     duplicate; forgetting them first keeps the check meaningful within this call."""
@@ -228,7 +228,7 @@ def index_app(app: Any, settings: AppSettings, *, only: tuple[str, ...] | None =
     directory = directory or os.getcwd()
     loaded: list[IndexedFunction] = []
     errors: dict[str, str] = {}
-    for fn in _functions_of(app):
+    for fn in functions_of(app):
         name = fn.get_function_name()
         if only is not None and name not in only:
             continue

@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Iterable
 
-from shared.domain.errors import FieldError, InvalidInput
 
 MAX_PROFILE_IDS = 10_000
 WORK_MESSAGE_VERSION = 1
@@ -51,39 +50,6 @@ class Selection:
     profile_ids: tuple[str, ...] = ()
     all: bool = False
     last_status: str | None = None
-
-    @classmethod
-    def parse(cls, body: Any) -> "Selection":
-        import re
-
-        guid = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-        if not isinstance(body, dict):
-            raise InvalidInput([FieldError("", "type", "The body must be a JSON object.")])
-        chosen = [k for k in ("profileIds", "all", "filter") if body.get(k) not in (None, False)]
-        if len(chosen) != 1:
-            raise InvalidInput([FieldError("", "selection",
-                                           "Send exactly one of profileIds, all: true, or filter.")])
-        errors: list[FieldError] = []
-        if chosen == ["profileIds"]:
-            ids = body["profileIds"]
-            if not isinstance(ids, list) or not ids or len(ids) > MAX_PROFILE_IDS:
-                errors.append(FieldError("profileIds", "length", f"A list of 1 to {MAX_PROFILE_IDS} profile ids."))
-            else:
-                bad = [i for i, v in enumerate(ids) if not isinstance(v, str) or not guid.match(v)]
-                errors += [FieldError(f"profileIds[{i}]", "format", "Must be a profile id (GUID).") for i in bad[:20]]
-            if errors:
-                raise InvalidInput(errors)
-            return cls(profile_ids=tuple(dict.fromkeys(v.lower() for v in ids)))
-        if chosen == ["all"]:
-            if body["all"] is not True:
-                raise InvalidInput([FieldError("all", "type", "Must be true.")])
-            return cls(all=True)
-        flt = body["filter"]
-        status = flt.get("lastStatus") if isinstance(flt, dict) else None
-        if status not in ("passed", "failed", "error", "never") or set(flt) - {"lastStatus"}:
-            raise InvalidInput([FieldError("filter.lastStatus", "enum",
-                                           "filter takes lastStatus: passed, failed, error or never.")])
-        return cls(last_status=status)
 
     def summary(self) -> dict[str, Any]:
         """What the job was asked for, small enough for its row (ids are counted, not listed:
@@ -209,23 +175,6 @@ class JobSummary:
         elapsed = (now - self.job.started_at).total_seconds()
         rate = self.done / max(elapsed, 1e-3)
         return now + timedelta(seconds=(self.total - self.done) / rate)
-
-    def to_dict(self, now: datetime) -> dict[str, Any]:
-        eta = self.eta(now)
-        return {
-            "id": self.job.id, "tenantId": self.job.tenant_id, "reason": self.job.reason.value,
-            "selection": self.job.selection, "state": self.state.value,
-            "total": self.total, "done": self.done, "passed": self.passed, "failed": self.failed,
-            "errors": self.errors, "throttled": self.throttled,
-            "byMessageId": {k: len(v) for k, v in sorted(self.by_message_id.items())},
-            "failures": [{"messageId": k, "count": len(v), "profileIds": sorted(v)}
-                         for k, v in sorted(self.by_message_id.items())],
-            "percent": self.percent(), "eta": eta.isoformat() if eta else None,
-            "createdAt": self.job.created_at.isoformat(),
-            "startedAt": self.job.started_at.isoformat() if self.job.started_at else None,
-            "finishedAt": self.finished_at.isoformat() if self.finished_at and self.state in (
-                JobState.COMPLETED, JobState.COMPLETED_WITH_ERRORS) else None,
-        }
 
 
 def summarize(job: Job, items: Iterable[JobItem]) -> JobSummary:

@@ -85,9 +85,6 @@ class LastValidation:
     message_id: str | None
     at: datetime
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "messageId": self.message_id, "at": self.at.isoformat()}
-
 
 @dataclass(frozen=True)
 class HistoryEntry:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from shared.domain.profile import APP_PASSWORD_SHAPE, AdminCenter, AdminCenterMode, Password
@@ -73,26 +72,6 @@ class ValidationForm:
     mfa_enabled: bool = False
     admin_center: AdminCenter = AdminCenter()
 
-    @classmethod
-    def from_dict(cls, tenant_id: str, body: Mapping[str, Any]) -> "ValidationForm":
-        """From a ``validation-tests`` body (``{mfaEnabled, username, password, adminCenter}``).
-
-        Never raises for bad values: they are kept so that :func:`input_problems` reports them
-        in the outcome.
-        """
-        ac = body.get("adminCenter") if isinstance(body.get("adminCenter"), Mapping) else {}
-        try:
-            mode = AdminCenterMode(ac.get("mode", "default"))
-        except ValueError:
-            mode = AdminCenterMode.DEFAULT
-        url = ac.get("url") if isinstance(ac.get("url"), str) else None
-        raw_password = body.get("password")
-        return cls(tenant_id=str(tenant_id or ""),
-                   username=body.get("username").strip() if isinstance(body.get("username"), str) else "",
-                   password=Password(raw_password if isinstance(raw_password, str) else ""),
-                   mfa_enabled=body.get("mfaEnabled") is True,
-                   admin_center=AdminCenter(mode, url.strip() if url else None))
-
     @property
     def sign_in_path(self) -> str:
         return LEGACY if self.mfa_enabled else MODERN
@@ -139,9 +118,6 @@ class Check:
     status: str    # passed | failed | skipped
     detail: str = ""
 
-    def to_dict(self) -> dict[str, str]:
-        return {"name": self.name, "status": self.status, "detail": self.detail}
-
 
 @dataclass(frozen=True)
 class Evidence:
@@ -157,17 +133,10 @@ class Evidence:
     error_code: str | None = None
     upstream_requests: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"aadstsCode": self.aadsts_code, "httpStatus": self.http_status,
-                "correlationId": self.correlation_id, "traceId": self.trace_id,
-                "retryAfterSeconds": self.retry_after_seconds, "signInPath": self.sign_in_path,
-                "step": self.step, "errorCode": self.error_code,
-                "upstreamRequests": self.upstream_requests}
-
 
 @dataclass(frozen=True)
 class ValidationOutcome:
-    """The result of one Validation Test (DESIGN §4). ``to_dict()`` is the JSON shape.
+    """The result of one Validation Test; its wire shape is :class:`shared.contract.validation.ValidationOutcome`.
 
     ``status`` is ``passed``, ``failed`` (the account or its settings need fixing) or ``error``
     (throttled or unavailable upstream: try again, see ``evidence.retryAfterSeconds``).
@@ -194,24 +163,6 @@ class ValidationOutcome:
     @property
     def retry_after_seconds(self) -> int | None:
         return self.evidence.retry_after_seconds
-
-    def to_dict(self) -> dict[str, Any]:
-        tested_at = self.tested_at.astimezone(timezone.utc).isoformat(timespec="milliseconds")
-        return {
-            "status": self.status,
-            "messageId": self.message_id,
-            "message": self.message,
-            "solutionsIntro": self.solutions_intro,
-            "solutions": list(self.solutions),
-            "cause": self.cause,
-            "userRole": self.user_role,
-            "userRoleNote": self.user_role_note,
-            "checks": [c.to_dict() for c in self.checks],
-            "evidence": self.evidence.to_dict(),
-            "limitations": list(self.limitations),
-            "testedAt": tested_at.replace("+00:00", "Z"),
-            "durationMs": self.duration_ms,
-        }
 
 
 def utc_now() -> datetime:

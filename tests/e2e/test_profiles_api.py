@@ -179,10 +179,10 @@ def test_function_key_required(app_host):
 def test_every_route_is_in_the_openapi_document(openapi):
     import json as _json
 
-    import function_app
+    from tests.inprocess import app_functions
 
     documented = {(path, method) for path, ops in openapi["paths"].items() for method in ops if method != "parameters"}
-    for fn in function_app.app.get_functions():
+    for fn in app_functions():
         bindings = _json.loads(fn.get_function_json())["bindings"]
         for b in bindings:
             if b["type"] == "httpTrigger":

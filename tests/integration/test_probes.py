@@ -14,6 +14,7 @@ from shared.adapters.m365_probe import M365AccountProbe
 from shared.config import Settings
 from shared.domain.profile import AdminCenter, AdminCenterMode, Password
 from shared.domain.validation import USER_ROLE_NOTE_MFA, ValidationForm
+from shared.contract.validation import outcome_json
 from shared.domain.validation_test import run_validation_test
 
 from tests.demo import ADATUM, APP_PASSWORD, CONTOSO, FABRIKAM, LITWARE, NORTHWIND, PASSWORD, TAILSPIN
@@ -285,7 +286,7 @@ def test_canary_password_stays_in_the_sign_in_request(validate, caplog, mfa):
     outcome, _ = validate(CONTOSO, "admin@contoso.onmicrosoft.com", CANARY, mfa=mfa,
                           url=CONTOSO_ADMIN if mfa else None)
     assert outcome.message_id in ("CHECK_MFA_OR_APP_PASSWORD", "INVALID_APP_PASSWORD")
-    for text in (str(outcome), json.dumps(outcome.to_dict()), caplog.text):
+    for text in (str(outcome), json.dumps(outcome_json(outcome)), caplog.text):
         assert CANARY not in text
 
 

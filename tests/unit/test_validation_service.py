@@ -9,6 +9,7 @@ import pytest
 
 from shared.domain.profile import AdminCenter, AdminCenterMode, Password
 from shared.domain.validation import USER_ROLE_NOTE_MFA, ValidationForm
+from shared.contract.validation import outcome_json
 from shared.domain.validation_test import run_validation_test
 from tests.fakes_validation import GA, GLOBAL_READER, SPA, FakeAccountProbe, failed, ok
 
@@ -256,7 +257,7 @@ def test_a_queue_worker_can_refuse_to_wait():
 # --- shape and secrets ----------------------------------------------------------------------
 
 def test_outcome_serialises_in_camel_case():
-    data = run(modern(), FakeAccountProbe()).to_dict()
+    data = outcome_json(run(modern(), FakeAccountProbe()))
     assert set(data) == {"status", "messageId", "message", "solutionsIntro", "solutions", "cause", "userRole",
                          "userRoleNote", "checks", "evidence", "limitations", "testedAt", "durationMs"}
     assert set(data["evidence"]) >= {"aadstsCode", "httpStatus", "correlationId", "traceId",
@@ -286,19 +287,23 @@ def test_the_password_never_leaves_the_sign_in(mfa, script, caplog):
     form = (ValidationForm(TENANT, "mfa@contoso.onmicrosoft.com", Password(CANARY), True,
                            AdminCenter(AdminCenterMode.CUSTOM, ADMIN_URL)) if mfa else modern(password=CANARY))
     outcome = run(form, probe)
-    for text in (str(outcome), repr(outcome), json.dumps(outcome.to_dict()), caplog.text, repr(form), str(form)):
+    for text in (str(outcome), repr(outcome), json.dumps(outcome_json(outcome)), caplog.text, repr(form), str(form)):
         assert CANARY not in text
     # Only the sign-in step received the password.
     assert [c.method for c in probe.calls if c.password_seen] == [probe.calls[0].method]
     assert probe.calls[0].method in ("sign_in_modern", "sign_in_legacy")
 
 
-def test_form_from_a_request_body_never_raises():
-    form = ValidationForm.from_dict(TENANT, {"mfaEnabled": True, "username": " mfa@contoso.onmicrosoft.com ",
-                                             "password": "qwertyuiopasdfgh",
-                                             "adminCenter": {"mode": "custom", "url": ADMIN_URL + "/"}})
+def test_form_from_a_request_body_through_the_contract():
+    import json
+
+    from shared.contract.base import parse_body
+    from shared.contract.profiles import ValidationTestRequest
+
+    body = {"mfaEnabled": True, "username": "mfa@contoso.onmicrosoft.com", "password": "qwertyuiopasdfgh",
+            "adminCenter": {"mode": "custom", "url": ADMIN_URL + "/"}}
+    form = parse_body(ValidationTestRequest, json.dumps(body)).to_form(TENANT)
     assert form.sign_in_path == "legacy" and form.admin_center_url == ADMIN_URL
     assert form.username == "mfa@contoso.onmicrosoft.com"
-    junk = ValidationForm.from_dict(TENANT, {"mfaEnabled": "yes", "password": 5, "adminCenter": {"mode": "odd"}})
-    assert not junk.mfa_enabled and junk.password.reveal() == ""
+    junk = ValidationForm(TENANT, "", Password(""), mfa_enabled=False)
     assert run(junk, FakeAccountProbe()).message_id == "INVALID_INPUT"
