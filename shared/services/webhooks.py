@@ -104,7 +104,7 @@ def parse_cloudevent(headers: dict[str, str], body: bytes):
         event = from_structured_event(HTTPMessage(headers={"content-type": "application/cloudevents+json"},
                                                   body=body))
     except Exception as exc:  # noqa: BLE001 - the SDK raises several types for a bad envelope
-        raise InvalidInput([FieldError("", "cloudevent", f"Not a CloudEvents 1.0 JSON event: {exc}")]) from None
+        raise InvalidInput([FieldError("", "cloudevent", f"Not a CloudEvents 1.0 JSON event: {exc}")]) from exc
     problems = []
     if event.get_specversion() != "1.0":
         problems.append(FieldError("specversion", "enum", "Must be 1.0."))
