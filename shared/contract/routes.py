@@ -14,6 +14,8 @@ from shared.contract.base import GUID_PATTERN, RequestModel, ResponseModel
 JSON = "application/json"
 CSV = "text/csv"
 HTML = "text/html"
+JS = "text/javascript"
+CSS = "text/css"
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,14 @@ OPERATIONS: tuple[Operation, ...] = (
               anonymous=True),
     Operation("adminPage", "GET", "admin", "The admin page (profile form, Validation Test, troubleshooting)",
               answers={200: Answer("The admin page", media=HTML)}, problems=(401,)),
+    # The admin page's static assets: code and texts only, no data (the page's API calls carry the key).
+    Operation("adminScript", "GET", "admin/admin.js", "The admin page's script",
+              answers={200: Answer("JavaScript", media=JS)}, anonymous=True),
+    Operation("adminStyles", "GET", "admin/admin.css", "The admin page's style sheet",
+              answers={200: Answer("CSS", media=CSS)}, anonymous=True),
+    Operation("adminTexts", "GET", "admin/texts.json",
+              "The texts the admin page shows: troubleshooting messages by id, profile limitations",
+              answers={200: Answer("Message texts by message id, limitation texts by id")}, anonymous=True),
     Operation("createProfile", "POST", PROFILES, "Create a service-account profile", body=profiles.ProfileCreate,
               answers={201: Answer("Created", profiles.Profile, headers=("ETag", "Location"))},
               problems=(400, 401, 404, 409, 415, 422, 503)),
