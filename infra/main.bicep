@@ -14,7 +14,45 @@ targetScope = 'subscription'
 param environmentName string
 
 @minLength(1)
-@description('Region of every resource. It must offer the Flex Consumption plan (az functionapp list-flexconsumption-locations).')
+// The public-cloud regions that offer Flex Consumption, as listed by the azd Flex Consumption
+// quickstart (Azure-Samples/functions-quickstart-python-http-azd, read 2026-12-01; its early-access
+// region eastus2euap left out). The live list: `az functionapp list-flexconsumption-locations`.
+// A region added there (or a sovereign-cloud region) is one more line here and in
+// tests/data/flex-consumption-regions.json (tests/unit/test_consistency.py compares the two).
+@allowed([
+  'australiaeast'
+  'australiasoutheast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'koreacentral'
+  'northcentralus'
+  'northeurope'
+  'norwayeast'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'southindia'
+  'spaincentral'
+  'swedencentral'
+  'uaenorth'
+  'uksouth'
+  'ukwest'
+  'westcentralus'
+  'westeurope'
+  'westus'
+  'westus2'
+  'westus3'
+])
+@description('Region of every resource: one that offers the Flex Consumption plan.')
 @metadata({
   azd: {
     type: 'location'
@@ -25,8 +63,11 @@ param location string
 @description('Resource group name; empty gives rg-<environmentName>.')
 param resourceGroupName string = ''
 
-@description('Optional object id of the person or pipeline that operates this environment (azd fills in AZURE_PRINCIPAL_ID). Gets Key Vault Secrets Officer on the vault so that it can set webhook secrets; nothing else. Empty: no operator role.')
+@description('Object id of the person or pipeline that operates this environment. azd fills AZURE_PRINCIPAL_ID in with the signed-in principal on every provision, so an empty value does not last: grantOperatorRole is the switch. Gets Key Vault Secrets Officer on the vault so that it can set webhook secrets; nothing else.')
 param operatorPrincipalId string = ''
+
+@description('Give operatorPrincipalId Key Vault Secrets Officer on the vault (GRANT_OPERATOR_ROLE, default true). false: no role for the operator.')
+param grantOperatorRole bool = true
 
 @allowed([
   'User'
@@ -233,7 +274,7 @@ module rbac 'app/rbac.bicep' = {
     storageAccountName: storage.outputs.name
     keyVaultName: keyVault.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
-    operatorPrincipalId: operatorPrincipalId
+    operatorPrincipalId: grantOperatorRole ? operatorPrincipalId : ''
     operatorPrincipalType: operatorPrincipalType
   }
 }
@@ -287,6 +328,7 @@ output SERVICE_API_NAME string = api.outputs.name
 output SERVICE_API_URI string = api.outputs.uri
 output AZURE_MANAGED_IDENTITY_NAME string = identity.outputs.name
 output AZURE_MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output AZURE_MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output KEY_VAULT_NAME string = keyVault.outputs.name
 output KEY_VAULT_URI string = keyVault.outputs.uri
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name

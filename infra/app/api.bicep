@@ -130,9 +130,11 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     publicNetworkAccess: 'Enabled'
     virtualNetworkSubnetId: empty(subnetId) ? null : subnetId
+    // Flex Consumption supports few siteConfig properties ("Flex Consumption plan deprecations" in
+    // the Functions app settings reference); ftpsState has been rejected on Flex sites with
+    // BadRequest. tests/unit/test_consistency.py FLEX_SITE_CONFIG lists what may stay here.
     siteConfig: {
       minTlsVersion: '1.2'
-      ftpsState: 'Disabled'
     }
     functionAppConfig: {
       deployment: {
@@ -187,6 +189,8 @@ var appSettings = {
   REVALIDATION_SPREAD_MINUTES: string(revalidationSpreadMinutes)
   WEBHOOK_REPLAY_WINDOW_SECONDS: string(webhookReplayWindowSeconds)
   POOL_LEASE_SECONDS: string(poolLeaseSeconds)
+  VALIDATION_DEADLINE_SECONDS: '25'
+  WEBHOOK_PORTALS: '' // the portal registry (portal=tenantId|tenantId;...): none until an operator adds one
 }
 
 resource functionAppSettings 'Microsoft.Web/sites/config@2024-04-01' = {

@@ -16,8 +16,14 @@
 // |                                |                                | webhook secrets (Secrets User could not write)                      |
 // | Monitoring Metrics Publisher   | the Application Insights       | Entra-authenticated telemetry ingestion (local auth is disabled)    |
 //
+// Key Vault roles follow the Key Vault SDK clients that shared/ and functions/ construct
+// (SecretClient -> Secrets Officer, CertificateClient -> Certificates Officer, CryptographyClient or
+// KeyClient -> Crypto User); tests/unit/test_consistency.py checks both ways, and role ids against
+// the Azure Verified Modules' table vendored in tests/data/azure-builtin-roles.json.
+//
 // Optionally the operator (deploying person or pipeline) gets Key Vault Secrets Officer on the
-// vault to set the webhook secrets; it gets no data-plane access to storage.
+// vault to set the webhook secrets (main.bicep grantOperatorRole); it gets no data-plane access to
+// storage.
 
 @description('Principal (object) id of the app\'s user-assigned managed identity.')
 param principalId string
