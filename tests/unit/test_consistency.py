@@ -651,9 +651,98 @@ def test_azd_outputs_and_service():
     assert all(re.fullmatch(r"[A-Z][A-Z0-9_]*", o) for o in outputs), outputs
     assert {"AZURE_LOCATION", "AZURE_TENANT_ID", "AZURE_FUNCTION_APP_NAME", "SERVICE_API_NAME",
             "KEY_VAULT_URI", "AZURE_STORAGE_ACCOUNT_NAME"} <= set(outputs)
+    assert "AZURE_MANAGED_IDENTITY_PRINCIPAL_ID" in outputs  # read by the postprovision hook
     azure_yaml = yaml.safe_load((ROOT / "azure.yaml").read_text(encoding="utf-8"))
     assert azure_yaml["services"] == {"api": {"project": ".", "language": "python", "host": "function"}}
     assert azure_yaml["infra"]["path"] == "infra"
+
+
+def _load_hooks():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("azd_hooks", AZD_HOOKS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_azure_yaml_runs_the_hooks_on_every_platform():
+    hooks = yaml.safe_load((ROOT / "azure.yaml").read_text(encoding="utf-8"))["hooks"]
+    assert set(hooks) == {"preprovision", "postprovision"}
+    for name, hook in hooks.items():
+        assert hook["posix"] == {"shell": "sh", "run": f"python3 infra/hooks/azd_hooks.py {name}"}
+        assert hook["windows"] == {"shell": "pwsh", "run": f"python infra/hooks/azd_hooks.py {name}"}
+    assert set(_load_hooks().HOOKS) == set(hooks)
+    # The hook reads the outputs by these names and knows the deployment's role by its id.
+    outputs = BicepFile.load(MAIN_BICEP).outputs()
+    assert {"AZURE_RESOURCE_GROUP", "AZURE_STORAGE_ACCOUNT_NAME",
+            "AZURE_MANAGED_IDENTITY_PRINCIPAL_ID"} <= set(outputs)
+    assert _load_hooks().BLOB_DATA_OWNER == builtin_roles()["Storage Blob Data Owner"]
+    params = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    assert params["enableStaticEgress"]["value"] == "${ENABLE_STATIC_EGRESS=true}"
+
+
+class FakeArm:
+    def __init__(self, answers: dict[tuple[str, str], list[Any]]):
+        self.answers, self.calls = answers, []
+
+    def __call__(self, method: str, path: str) -> Any:
+        self.calls.append((method, path.split("?")[0]))
+        answer = self.answers[(method, path.split("?")[0])]
+        value = answer.pop(0) if len(answer) > 1 else answer[0]
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+
+def test_preprovision_registers_microsoft_app_only_when_needed():
+    hooks = _load_hooks()
+    provider = "/subscriptions/sub/providers/Microsoft.App"
+    registered = FakeArm({("GET", provider): [{"registrationState": "Registered"}]})
+    assert hooks.preprovision({"AZURE_SUBSCRIPTION_ID": "sub"}, lambda: registered) == 0
+    assert registered.calls == [("GET", provider)]
+    new = FakeArm({("GET", provider): [{"registrationState": "NotRegistered"},
+                                       {"registrationState": "Registering"},
+                                       {"registrationState": "Registered"}],
+                   ("POST", f"{provider}/register"): [{}]})
+    sleeps = []
+    hooks.ensure_provider(new, "sub", "Microsoft.App", sleep=sleeps.append)
+    assert ("POST", f"{provider}/register") in new.calls and sleeps == [hooks.POLL_SECONDS]
+    never = lambda: pytest.fail("no ARM call without static egress")  # noqa: E731
+    assert hooks.preprovision({"ENABLE_STATIC_EGRESS": "false", "AZURE_SUBSCRIPTION_ID": "sub"}, never) == 0
+    denied = FakeArm({("GET", provider): [{"registrationState": "NotRegistered"}],
+                      ("POST", f"{provider}/register"): [hooks.ArmError(403, "AuthorizationFailed")]})
+    with pytest.raises(SystemExit, match="ENABLE_STATIC_EGRESS false"):
+        hooks.ensure_provider(denied, "sub", "Microsoft.App", sleep=lambda s: None)
+
+
+def test_postprovision_waits_only_for_fresh_role_assignments():
+    from datetime import datetime, timezone
+    hooks = _load_hooks()
+    env = {"AZURE_SUBSCRIPTION_ID": "sub", "AZURE_RESOURCE_GROUP": "rg-dev",
+           "AZURE_STORAGE_ACCOUNT_NAME": "stx", "AZURE_MANAGED_IDENTITY_PRINCIPAL_ID": "pid"}
+    path = ("/subscriptions/sub/resourceGroups/rg-dev/providers/Microsoft.Storage/storageAccounts/stx"
+            "/providers/Microsoft.Authorization/roleAssignments")
+    owner = f"/subscriptions/sub/providers/Microsoft.Authorization/roleDefinitions/{hooks.BLOB_DATA_OWNER}"
+
+    def listing(created: str) -> FakeArm:
+        return FakeArm({("GET", path): [{"value": [
+            {"properties": {"roleDefinitionId": owner, "createdOn": created}},
+            {"properties": {"roleDefinitionId": "/x/0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
+                            "createdOn": "2026-12-01T10:04:59.9999999Z"}}]}]})
+
+    now = lambda: datetime(2026, 12, 1, 10, 2, 0, tzinfo=timezone.utc)  # noqa: E731
+    sleeps: list[float] = []
+    fresh = listing("2026-12-01T10:00:00.1234567Z")
+    assert hooks.postprovision(env, lambda: fresh, now=now, sleep=sleeps.append) == 0
+    assert [round(s) for s in sleeps] == [180]  # 300 s after 10:00:00.12, it is 10:02
+    sleeps.clear()
+    old = listing("2026-11-30T09:00:00Z")
+    assert hooks.postprovision(env, lambda: old, now=now, sleep=sleeps.append) == 0 and sleeps == []
+    sleeps.clear()
+    assert hooks.postprovision(dict(env, ROLE_PROPAGATION_SECONDS="60"), lambda: listing(
+        "2026-12-01T10:01:30Z"), now=now, sleep=sleeps.append) == 0 and sleeps == [30]
+    never = lambda: pytest.fail("no ARM call without the outputs")  # noqa: E731
+    assert hooks.postprovision({}, never, now=now, sleep=sleeps.append) == 0
 
 
 def test_function_app_is_flex_consumption_python_with_identity_based_storage():
