@@ -168,6 +168,7 @@ class FakeJobRepository(_Dependency, JobRepository):
     def __init__(self):
         self.jobs = {}
         self.rows = {}  # (job, profile) -> (item, claimed_until, etag)
+        self.tally_rows = {}  # (job, shard) -> JobTally
         self._n = itertools.count(1)
 
     def add(self, job):
@@ -176,13 +177,19 @@ class FakeJobRepository(_Dependency, JobRepository):
             raise PreconditionFailed()
         self.jobs[(job.tenant_id, job.id)] = job
 
-    def create_item(self, item, *, claimed_until=None):
+    def create_item(self, item, *, claimed_until=None, tally=None):
         self._check()
         if (item.job_id, item.profile_id) in self.rows:
             raise PreconditionFailed()
         etag = f"e{next(self._n)}"
         self.rows[(item.job_id, item.profile_id)] = (item, claimed_until, etag)
+        if tally is not None:
+            self.tally_rows[(item.job_id, tally.shard)] = tally
         return etag
+
+    def tallies(self, job_id):
+        self._check()
+        return [t for (j, _), t in sorted(self.tally_rows.items()) if j == job_id]
 
     def get(self, tenant_id, job_id):
         self._check()
@@ -208,13 +215,15 @@ class FakeJobRepository(_Dependency, JobRepository):
         except KeyError:
             raise NotFound("Job item", f"{job_id}/{profile_id}") from None
 
-    def save_item(self, item, *, etag, claimed_until=None):
+    def save_item(self, item, *, etag, claimed_until=None, tally=None):
         self._check()
         row = self.rows.get((item.job_id, item.profile_id))
         if row is None or (etag != "*" and etag != row[2]):
             raise PreconditionFailed()
         new = f"e{next(self._n)}"
         self.rows[(item.job_id, item.profile_id)] = (item, claimed_until, new)
+        if tally is not None:
+            self.tally_rows[(item.job_id, tally.shard)] = tally
         return new
 
 

@@ -13,11 +13,11 @@ from typing import Any, Iterable
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import UpdateMode
+from azure.data.tables import TableTransactionError, UpdateMode
 
 from shared.adapters.storage import TABLE_STORAGE, TableAdapter, storage_errors
 from shared.domain.errors import NotFound, PreconditionFailed
-from shared.domain.jobs import ItemState, Job, JobItem, Reason
+from shared.domain.jobs import ItemState, Job, JobItem, JobTally, Reason
 from shared.domain.ports import JobRepository
 
 
@@ -48,6 +48,26 @@ def _item_entity(item: JobItem, claimed_until: datetime | None = None) -> dict[s
             "FinishedAt": item.finished_at, "ClaimedUntil": claimed_until}
 
 
+#: Tally rows sort after every profile id (GUIDs) in the items partition.
+TALLY_PREFIX = "~tally-"
+
+
+def _tally_entity(job_id: str, tally: JobTally) -> dict[str, Any]:
+    return {"PartitionKey": _items_partition(job_id), "RowKey": TALLY_PREFIX + tally.shard, "Done": tally.done,
+            "Passed": tally.passed, "Failed": tally.failed, "Errors": tally.errors, "Throttled": tally.throttled,
+            "ByMessageId": json.dumps(tally.by_message_id), "Failures": json.dumps(tally.failures),
+            "StartedAt": tally.started_at, "FinishedAt": tally.finished_at}
+
+
+def _tally(e: Any) -> JobTally:
+    return JobTally(shard=e["RowKey"][len(TALLY_PREFIX):], done=int(e.get("Done") or 0),
+                    passed=int(e.get("Passed") or 0), failed=int(e.get("Failed") or 0),
+                    errors=int(e.get("Errors") or 0), throttled=int(e.get("Throttled") or 0),
+                    by_message_id=json.loads(e.get("ByMessageId") or "{}"),
+                    failures=json.loads(e.get("Failures") or "{}"),
+                    started_at=_utc(e.get("StartedAt")), finished_at=_utc(e.get("FinishedAt")))
+
+
 def _item(e: Any) -> tuple[JobItem, datetime | None, str]:
     item = JobItem(job_id=e["PartitionKey"][len("items-"):], profile_id=e["RowKey"], state=ItemState(e["State"]),
                    message_id=e.get("MessageId") or None, throttled=int(e.get("Throttled") or 0),
@@ -65,14 +85,37 @@ class TableJobRepository(TableAdapter, JobRepository):
             except ResourceExistsError as exc:
                 raise PreconditionFailed() from exc
 
-    def create_item(self, item: JobItem, *, claimed_until: datetime | None = None) -> str:
-        """Insert an item (first claim, or a final state); PreconditionFailed when it exists."""
+    def create_item(self, item: JobItem, *, claimed_until: datetime | None = None,
+                    tally: JobTally | None = None) -> str:
+        """Insert an item (first claim, or a final state); PreconditionFailed when it exists.
+        One round trip; with ``tally``, one entity-group transaction (item + tally)."""
+        entity = _item_entity(item, claimed_until)
         with storage_errors(TABLE_STORAGE):
+            if tally is not None:
+                return self._with_tally(("create", entity), item.job_id, tally)
             try:
-                meta = self._table.create_entity(_item_entity(item, claimed_until))
+                meta = self._table.create_entity(entity)
             except ResourceExistsError as exc:
                 raise PreconditionFailed() from exc
         return meta["etag"]
+
+    def _with_tally(self, operation: tuple, job_id: str, tally: JobTally) -> str:
+        """The item operation and the tally upsert as one transaction; the item's new ETag."""
+        try:
+            results = self._table.submit_transaction(
+                [operation, ("upsert", _tally_entity(job_id, tally), {"mode": UpdateMode.REPLACE})])
+        except TableTransactionError as exc:
+            if exc.status_code in (404, 409, 412):
+                raise PreconditionFailed() from exc
+            raise
+        return results[0]["etag"]
+
+    def tallies(self, job_id: str) -> list[JobTally]:
+        """One query of the items partition's tally rows (they sort after every profile id)."""
+        with storage_errors(TABLE_STORAGE):
+            return [_tally(e) for e in self._table.query_entities(
+                "PartitionKey eq @pk and RowKey ge @lo", parameters={"pk": _items_partition(job_id),
+                                                                     "lo": TALLY_PREFIX})]
 
     def get(self, tenant_id: str, job_id: str) -> Job:
         with storage_errors(TABLE_STORAGE):
@@ -97,7 +140,7 @@ class TableJobRepository(TableAdapter, JobRepository):
     def items(self, job_id: str) -> list[JobItem]:
         with storage_errors(TABLE_STORAGE):
             return [_item(e)[0] for e in self._table.query_entities(
-                "PartitionKey eq @pk", parameters={"pk": _items_partition(job_id)},
+                "PartitionKey eq @pk and RowKey lt @hi", parameters={"pk": _items_partition(job_id), "hi": "~"},
                 select=["PartitionKey", "RowKey", "State", "MessageId", "Throttled", "FinishedAt"])]
 
     def get_item(self, job_id: str, profile_id: str) -> tuple[JobItem, datetime | None, str]:
@@ -108,9 +151,15 @@ class TableJobRepository(TableAdapter, JobRepository):
             except ResourceNotFoundError as exc:
                 raise NotFound("Job item", f"{job_id}/{profile_id}") from exc
 
-    def save_item(self, item: JobItem, *, etag: str, claimed_until: datetime | None = None) -> str:
-        """Conditional replace; returns the new ETag or raises PreconditionFailed."""
+    def save_item(self, item: JobItem, *, etag: str, claimed_until: datetime | None = None,
+                  tally: JobTally | None = None) -> str:
+        """Conditional replace; returns the new ETag or raises PreconditionFailed. One round trip;
+        with ``tally``, one entity-group transaction (item + tally)."""
         with storage_errors(TABLE_STORAGE):
+            if tally is not None:
+                condition = {} if etag == "*" else {"etag": etag, "match_condition": MatchConditions.IfNotModified}
+                return self._with_tally(("update", _item_entity(item, claimed_until),
+                                         {"mode": UpdateMode.REPLACE, **condition}), item.job_id, tally)
             try:
                 meta = self._table.update_entity(_item_entity(item, claimed_until), mode=UpdateMode.REPLACE,
                                                  etag=etag, match_condition=MatchConditions.IfNotModified)

@@ -75,13 +75,13 @@ class Job(ResponseModel):
 
 def job_out(summary: JobSummary, now: datetime) -> Job:
     """The one mapping from a job's summary to its wire shape."""
-    job, groups = summary.job, sorted(summary.by_message_id.items())
+    job, counts = summary.job, sorted(summary.by_message_id.items())
     final = summary.state in (JobState.COMPLETED, JobState.COMPLETED_WITH_ERRORS)
     return Job(
         id=job.id, tenant_id=job.tenant_id, reason=job.reason.value, selection=job.selection,
         state=summary.state.value, total=summary.total, done=summary.done, passed=summary.passed,
         failed=summary.failed, errors=summary.errors, throttled=summary.throttled,
-        by_message_id={k: len(v) for k, v in groups},
-        failures=[FailureGroup(message_id=k, count=len(v), profile_ids=sorted(v)) for k, v in groups],
-        percent=summary.percent(), eta=summary.eta(now), created_at=job.created_at, started_at=job.started_at,
+        by_message_id=dict(counts),
+        failures=[FailureGroup(message_id=k, count=n, profile_ids=sorted(summary.failures.get(k, ()))) for k, n in counts],
+        percent=summary.percent(), eta=summary.eta(now), created_at=job.created_at, started_at=summary.started_at,
         finished_at=summary.finished_at if final else None)

@@ -7,7 +7,7 @@ delivered twice cannot count twice.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Iterable
@@ -143,6 +143,53 @@ class FanoutMessage:
                  int((self.offset + i) * self.spread_step)) for i, pid in enumerate(self.profile_ids)]
 
 
+#: Profile ids kept per message id in one tally (the counts are always exact; the lists are a sample
+#: big enough for a portal's screen and small enough for one Table entity).
+FAILURE_SAMPLE = 100
+
+
+@dataclass(frozen=True)
+class JobTally:
+    """One writer's exact count of a job's items (a shard: one per worker process).
+
+    It is written in the same entity-group transaction as each item state it counts, by the one
+    process that owns it, so it never double-counts a redelivered message and never needs a
+    reconciliation; a job's progress is the sum of its tallies, read in O(1) whatever its size.
+    """
+
+    shard: str
+    done: int = 0
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    throttled: int = 0
+    by_message_id: dict = field(default_factory=dict)  # message id -> count
+    failures: dict = field(default_factory=dict)  # message id -> [profile id, ...] (a sample)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    def counting(self, before: JobItem | None, after: JobItem, now: datetime) -> "JobTally":
+        """This tally once ``after`` replaces ``before`` (None: the item is new)."""
+        by_id, failures = dict(self.by_message_id), {k: list(v) for k, v in self.failures.items()}
+        done, passed, failed, errors = self.done, self.passed, self.failed, self.errors
+        if after.state.final and not (before and before.state.final):
+            done += 1
+            if after.state is ItemState.PASSED:
+                passed += 1
+            else:
+                failed += after.state is ItemState.FAILED
+                errors += after.state is ItemState.ERROR
+                key = after.message_id or "ERROR"
+                by_id[key] = by_id.get(key, 0) + 1
+                sample = failures.setdefault(key, [])
+                if len(sample) < FAILURE_SAMPLE:
+                    sample.append(after.profile_id)
+        finished = max((t for t in (self.finished_at, after.finished_at) if t), default=None)
+        return JobTally(self.shard, done, passed, failed, errors,
+                        self.throttled + max(0, after.throttled - (before.throttled if before else 0)),
+                        by_id, failures, self.started_at or now, finished)
+
+
 @dataclass
 class JobSummary:
     job: Job
@@ -152,8 +199,11 @@ class JobSummary:
     failed: int = 0
     errors: int = 0
     throttled: int = 0
-    by_message_id: dict[str, list[str]] = field(default_factory=dict)
+    by_message_id: dict[str, int] = field(default_factory=dict)
+    #: Profile ids per message id (every one when summarized from items; a sample from tallies).
+    failures: dict[str, list[str]] = field(default_factory=dict)
     finished_at: datetime | None = None
+    started_at: datetime | None = None
 
     @property
     def state(self) -> JobState:
@@ -161,7 +211,7 @@ class JobSummary:
             return JobState.COMPLETED_WITH_ERRORS if self.errors else JobState.COMPLETED
         if self.total == 0:
             return JobState.COMPLETED
-        return JobState.RUNNING if self.done or self.job.started_at else JobState.QUEUED
+        return JobState.RUNNING if self.done or self.started_at else JobState.QUEUED
 
     def percent(self) -> float:
         return 100.0 if not self.total else round(100.0 * self.done / self.total, 1)
@@ -170,28 +220,36 @@ class JobSummary:
         """Projected finish from the observed rate since the first item started."""
         if self.state in (JobState.COMPLETED, JobState.COMPLETED_WITH_ERRORS):
             return None
-        if not self.done or not self.job.started_at:
+        if not self.done or not self.started_at:
             return None
-        elapsed = (now - self.job.started_at).total_seconds()
+        elapsed = (now - self.started_at).total_seconds()
         rate = self.done / max(elapsed, 1e-3)
         return now + timedelta(seconds=(self.total - self.done) / rate)
 
 
-def summarize(job: Job, items: Iterable[JobItem]) -> JobSummary:
-    summary = JobSummary(job=job, total=job.total)
-    for item in items:
-        summary.throttled += item.throttled
-        if not item.state.final:
-            continue
-        summary.done += 1
-        if item.state is ItemState.PASSED:
-            summary.passed += 1
-        elif item.state is ItemState.FAILED:
-            summary.failed += 1
-        else:
-            summary.errors += 1
-        if item.state is not ItemState.PASSED:
-            summary.by_message_id.setdefault(item.message_id or "ERROR", []).append(item.profile_id)
-        if item.finished_at and (summary.finished_at is None or item.finished_at > summary.finished_at):
-            summary.finished_at = item.finished_at
+def summarize_tallies(job: Job, tallies: Iterable[JobTally]) -> JobSummary:
+    """A job's progress from its tallies (exact: each item is counted by one tally, once)."""
+    summary = JobSummary(job=job, total=job.total, started_at=job.started_at)
+    for t in tallies:
+        summary.done += t.done
+        summary.passed += t.passed
+        summary.failed += t.failed
+        summary.errors += t.errors
+        summary.throttled += t.throttled
+        for key, count in t.by_message_id.items():
+            summary.by_message_id[key] = summary.by_message_id.get(key, 0) + count
+        for key, ids in t.failures.items():
+            summary.failures.setdefault(key, []).extend(ids)
+        if t.started_at and (summary.started_at is None or t.started_at < summary.started_at):
+            summary.started_at = t.started_at
+        if t.finished_at and (summary.finished_at is None or t.finished_at > summary.finished_at):
+            summary.finished_at = t.finished_at
     return summary
+
+
+def summarize(job: Job, items: Iterable[JobItem]) -> JobSummary:
+    """A job's progress from its items (the source of truth; O(items))."""
+    tally = JobTally("items")
+    for item in items:
+        tally = tally.counting(None, item, job.created_at)
+    return summarize_tallies(job, [replace(tally, started_at=None)] if tally.done or tally.throttled else [])

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable
 
-from shared.domain.jobs import Job, JobItem, WorkMessage
+from shared.domain.jobs import JobTally, Job, JobItem, WorkMessage
 from shared.domain.pool import PoolMember
 from shared.domain.profile import LastValidation, Password, SecretRef, ServiceAccountProfile
 
@@ -198,20 +198,28 @@ class JobRepository(Pingable):
         """Set ``started_at`` once: the first writer wins, later calls (and a missing job) are no-ops."""
 
     @abc.abstractmethod
-    def create_item(self, item: JobItem, *, claimed_until: datetime | None = None) -> str:
+    def create_item(self, item: JobItem, *, claimed_until: datetime | None = None,
+                    tally: JobTally | None = None) -> str:
         """Insert an item (first claim, or a final state); returns its ETag. PreconditionFailed
-        when the item exists."""
+        when the item exists. With ``tally``, the writer's tally is stored in the same atomic write."""
 
     @abc.abstractmethod
     def get_item(self, job_id: str, profile_id: str) -> tuple[JobItem, datetime | None, str]:
         """(item, claimed until, ETag); NotFound when the item was never created."""
 
     @abc.abstractmethod
-    def save_item(self, item: JobItem, *, etag: str, claimed_until: datetime | None = None) -> str:
-        """Replace the item if ``etag`` is current (``"*"``: any); returns the new ETag.
+    def save_item(self, item: JobItem, *, etag: str, claimed_until: datetime | None = None,
+                  tally: JobTally | None = None) -> str:
+        """Replace the item if ``etag`` is current (``"*"``: any); returns the new ETag. With
+        ``tally``, the writer's tally is stored in the same atomic write (both or neither).
 
         PreconditionFailed when the ETag is stale or the item does not exist.
         """
+
+    @abc.abstractmethod
+    def tallies(self, job_id: str) -> list[JobTally]:
+        """The job's tallies (one per writer that finished an item): a constant number of rows
+        whatever the job's size."""
 
     @abc.abstractmethod
     def items(self, job_id: str) -> list[JobItem]:

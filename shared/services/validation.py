@@ -84,8 +84,9 @@ class ValidationService:
 
     def store(self, profile: ServiceAccountProfile, outcome: ValidationOutcome, *, correlation_id: str,
               reason: str, job_id: str | None = None, publish: Publish = Publish.ALWAYS,
-              record_id: str | None = None) -> tuple[ValidationRecord, bool]:
-        """Write the history record (with its outbox entry) and ``lastValidation``.
+              record_id: str | None = None, outbox: bool = True) -> tuple[ValidationRecord, bool]:
+        """Write the history record (with its outbox entry, unless the caller's own delivery is
+        the outbox: a queue message that comes back until it completes) and ``lastValidation``.
 
         :return: (record, whether it is to be published under the ``publish`` policy).
         """
@@ -94,7 +95,7 @@ class ValidationService:
                                status=outcome.status, message_id=outcome.message_id, outcome=outcome_json(outcome),
                                reason=reason, correlation_id=correlation_id, job_id=job_id)
         should_publish = publish is Publish.ALWAYS or changed(profile.last_validation, outcome)
-        self.history.add(rec, publish=should_publish)
+        self.history.add(rec, publish=should_publish and outbox)
         self.profiles.record_validation(profile, LastValidation(outcome.status, outcome.message_id,
                                                                 outcome.tested_at),
                                         legacy_apps_blocked=_legacy_apps_blocked(outcome))
@@ -113,6 +114,18 @@ class ValidationService:
                         extra={"correlation_id": record.correlation_id, "profile_id": record.profile_id})
             return False
         self.history.mark_published(record)
+        return True
+
+    def deliver(self, record: ValidationRecord) -> bool:
+        """Publish a record stored without an outbox entry; if the queue does not take it, give it
+        one now (so the relay publishes it later) and return False."""
+        try:
+            self.publisher.publish(record)
+        except DependencyUnavailable:
+            log.warning("outcome put in the outbox: the outcomes queue is unavailable",
+                        extra={"correlation_id": record.correlation_id, "profile_id": record.profile_id})
+            self.history.add(record, publish=True)
+            return False
         return True
 
     def relay_outbox(self, *, limit: int = 500) -> int:
