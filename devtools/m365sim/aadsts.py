@@ -130,15 +130,6 @@ NS_WSA = "http://www.w3.org/2005/08/addressing"
 #: PPCRL_REQUEST_E_BAD_MEMBER_NAME_OR_PASSWORD, what the real STS puts in psf:value/psf:code.
 PSF_FAILED = "0x80048821"
 
-#: The fault text for a SharePoint tenant whose IDCRL sign-in has been retired (MC1184649). It is
-#: the simulator's wording (the retirement message is not a published AADSTS code); the product
-#: recognises it by the stable prefix :data:`IDCRL_RETIRED_PREFIX`.
-IDCRL_RETIRED_PREFIX = "IDCRL authentication has been retired for SharePoint Online"
-IDCRL_RETIRED_TEXT = (f"{IDCRL_RETIRED_PREFIX}: the legacy SharePointOnlineCredentials / extSTS.srf "
-                      "sign-in is permanently blocked and cannot be re-enabled (MC1184649). Use modern "
-                      "authentication (OpenID Connect / OAuth 2.0).")
-
-
 def _envelope_ns() -> str:
     return (f'xmlns:wsa="{NS_WSA}" xmlns:wsse="{NS_WSSE}" xmlns:wsu="{NS_WSU}" xmlns:wsp="{NS_WSP}" '
             f'xmlns:wst="{NS_WST}" xmlns:S="{NS_SOAP}"')

@@ -397,10 +397,8 @@ class EntraService:
             self.state.log_signin(user=username, tenant=None, path="legacySts", ip=ip, app_id=None,
                                   resource=applies_to, decision=None, error_code=50034)
             return self._fault(aadsts.message(50034, tenant=username.rpartition("@")[2]))
-        if spo_tenant is not None and spo_tenant["legacyAuth"]["idcrl"] == "retired":
-            self.state.log_signin(user=username, tenant=user_tenant, path="legacySts", ip=ip, app_id=None,
-                                  resource=applies_to, decision=None, error_code="idcrlRetired")
-            return self._fault(aadsts.IDCRL_RETIRED_TEXT)
+        # A tenant whose IDCRL sign-in is blocked or retired still gets its token here: real clients
+        # report the refusal at wsignin1.0 (vgrem/Office365-REST-Python-Client#1012, #982, #986).
         decision = evaluate(directory, user_tenant, username, password, client_app=LEGACY, client_ip=ip,
                             resource_app_id=SPO_APP_ID)
         self.state.log_signin(user=username, tenant=user_tenant, path="legacySts", ip=ip, app_id=None,

@@ -2,13 +2,21 @@
 center URLs): the legacy cookie sign-in that follows extSTS.srf, and a few REST endpoints.
 
 * ``POST /_forms/default.aspx?wa=wsignin1.0`` with the ``t=...&p=`` service token → 302 with
-  ``rtFa`` (domain ``sharepoint.com``) and ``FedAuth`` (host) cookies.
+  ``rtFa`` (domain ``sharepoint.com``) and ``FedAuth`` (host) cookies, to ``/_layouts/15/landing.aspx``;
+  every successful answer to a cookie session sets them again (the landing page's 200, contextinfo): clients that read the 302 (Office365-REST-Python-Client keeps
+  every cookie of its session) and clients that read the final answer after following the redirect
+  (sharepy, SharePlum: ``response.cookies``) both get them.
 * ``GET /_vti_bin/idcrl.svc/`` with ``Authorization: BPOSIDCRL <token>`` → ``SPOIDCRL`` cookie (the
   CSOM ``SharePointOnlineCredentials`` path).
 * Anonymous requests: 403 with ``X-IDCRL_AUTH_PARAMS_V1`` (and ``X-MSDAVEXT_Error: 917656``) while the
   tenant accepts legacy (IDCRL) sign-in; 401 with a ``Bearer realm`` challenge and no IDCRL header
   when SharePoint blocks apps that don't use modern authentication or IDCRL is blocked/retired.
-  The cookie sign-in itself is then refused with 403 and no cookies.
+  The cookie sign-in itself is then refused with 403 and no cookies, after extSTS.srf issued the token
+  (the real symptom: vgrem/Office365-REST-Python-Client#1012, #982, #986, JonathanHolvey/sharepy#83).
+  The refusal page is the same for every reason: no published text tells them apart.
+* REST answers honour ``Accept``: JSON for the ``application/json`` (odata) forms, XML otherwise
+  (SharePoint's default: sharepy parses ``d:FormDigestValue`` from ``contextinfo`` without ``Accept``).
+* ``settings.date`` of the scenario sets the date of the ``Date`` header (default: today).
 * ``POST /_api/contextinfo`` (FormDigestValue), ``GET /_api/web``, ``GET /_api/web/currentuser``.
   Admin-center hosts require the SharePoint Administrator or Global Administrator role.
 * Unknown ``*.sharepoint.com`` hosts (no such tenant / wrong custom URL) → 404.
@@ -17,7 +25,10 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import datetime, timezone
+from email.utils import format_datetime
 from urllib.parse import unquote
+from xml.sax.saxutils import escape
 
 from aiohttp import web
 
@@ -45,6 +56,15 @@ def legacy_block_reason(tenant: dict) -> str | None:
     return None
 
 
+def _xml_entry(site: str, sp_type: str, values: dict) -> str:
+    """An Atom entry with the entity's properties (SharePoint's XML answer to an entity GET)."""
+    props = "".join(_xml_value(k, v) for k, v in values.items())
+    return (f'<entry xml:base="{escape(site)}/_api/" xmlns="http://www.w3.org/2005/Atom" xmlns:d="{NS_D}" '
+            f'xmlns:m="{NS_M}"><category term="{sp_type}" '
+            'scheme="http://schemas.microsoft.com/ado/2007/08/dataservices/scheme" />'
+            f'<content type="application/xml"><m:properties>{props}</m:properties></content></entry>')
+
+
 def _compact_token(text: str) -> str:
     """The sealed token out of the compact ``t=<token>&p=`` form (or a bare token)."""
     text = text.strip()
@@ -53,16 +73,59 @@ def _compact_token(text: str) -> str:
     return text.split("&", 1)[0]
 
 
+NS_D = "http://schemas.microsoft.com/ado/2007/08/dataservices"
+NS_M = "http://schemas.microsoft.com/ado/2007/08/dataservices/metadata"
+
+
+def wants_json(request: web.Request) -> bool:
+    """SharePoint's REST API answers JSON only for the ``application/json`` forms of ``Accept``."""
+    return "application/json" in request.headers.get("Accept", "").lower()
+
+
+def _xml_response(xml: str, status: int = 200, headers: dict | None = None) -> web.Response:
+    return text_response('<?xml version="1.0" encoding="utf-8"?>' + xml, status,
+                         "application/xml;charset=utf-8", headers)
+
+
 def _sp_error(request: web.Request, status: int, code: str, text: str, headers: dict | None = None):
+    if not wants_json(request):
+        return _xml_response(f'<m:error xmlns:m="{NS_M}"><m:code>{escape(code)}</m:code>'
+                             f'<m:message xml:lang="en-US">{escape(text)}</m:message></m:error>', status, headers)
     accept = request.headers.get("Accept", "")
     err = {"code": code, "message": {"lang": "en-US", "value": text}}
     body = {"error": err} if "odata=verbose" in accept else {"odata.error": err}
     return json_response(body, status, headers)
 
 
+def _xml_value(name: str, value) -> str:
+    if isinstance(value, bool):
+        return f'<d:{name} m:type="Edm.Boolean">{str(value).lower()}</d:{name}>'
+    if isinstance(value, int):
+        return f'<d:{name} m:type="Edm.Int32">{value}</d:{name}>'
+    if isinstance(value, list):
+        items = "".join(f"<d:element>{escape(str(v))}</d:element>" for v in value)
+        return f'<d:{name} m:type="Collection(Edm.String)">{items}</d:{name}>'
+    return f"<d:{name}>{escape(str(value))}</d:{name}>"
+
+
+def _xml_properties(root: str, sp_type: str, values: dict) -> str:
+    """The OData v3 XML form of one complex value (what ``contextinfo`` answers without ``Accept``)."""
+    props = "".join(_xml_value(k, v) for k, v in values.items())
+    return f'<d:{root} xmlns:d="{NS_D}" xmlns:m="{NS_M}" m:type="{sp_type}">{props}</d:{root}>'
+
+
 class SharePointService:
     def __init__(self, state):
         self.state = state
+
+    def http_date(self) -> str:
+        """``Date`` of SharePoint's answers: now, on the scenario's ``settings.date`` when it has one."""
+        now = datetime.now(timezone.utc)
+        day = self.state.scenario["settings"].get("date")
+        if day:
+            y, m, d = (int(x) for x in day.split("-"))
+            now = now.replace(year=y, month=m, day=d)
+        return format_datetime(now, usegmt=True)
 
     def endpoint(self, request: web.Request) -> str:
         path = request.path.lower()
@@ -84,6 +147,7 @@ class SharePointService:
             return text_response(_NOT_FOUND_HTML, 404, "text/html; charset=utf-8",
                                  {"SPRequestGuid": str(uuid.uuid4())})
         resp = await self._handle(request, host, spo.tenant, spo.is_admin)
+        resp.headers["Date"] = self.http_date()
         resp.headers.setdefault("SPRequestGuid", str(uuid.uuid4()))
         resp.headers.setdefault("MicrosoftSharePointTeamServices", "16.0.0.0")
         return resp
@@ -105,21 +169,24 @@ class SharePointService:
             return self.fault_response(request, 429, retry)
         if is_admin and not SPO_ADMIN_ROLES.intersection(user["roles"]):
             return _sp_error(request, 403, "-2147024891, System.UnauthorizedAccessException", ACCESS_DENIED)
-        return self._api(request, host, tenant, user, path)
+        resp = self._api(request, host, tenant, user, path)
+        fedauth, rtfa = request.cookies.get("FedAuth"), request.cookies.get("rtFa")
+        if resp.status < 400 and fedauth and rtfa and bearer(request) is None:
+            # A cookie session is refreshed on its answers: the redirect target of wsignin1.0 and
+            # contextinfo (sharepy reads rtFa/FedAuth from both responses).
+            self._set_session_cookies(resp, fedauth, rtfa, self.state.scenario["settings"]["spoCookieLifetimeSeconds"])
+        return resp
 
     # ------------------------------------------------------------------ legacy cookie sign-in
 
     def _refuse(self, request, upn: str | None, tenant: dict, reason: str, status: int = 403) -> web.Response:
+        """The refused cookie sign-in: no cookies, and a page that does not say why (real tenants give
+        an error page or a 403 without FedAuth/rtFa; no published text names the reason)."""
         self.state.log_signin(user=upn, tenant=tenant, path="spoSignin", ip=self.state.client_ip(request), app_id=None, resource=None,
                               decision=None, error_code=reason)
-        text = {"legacyAuthBlocked": "Access denied. This organization blocks apps that don't use modern "
-                                     "authentication.",
-                "idcrlBlockedByDefault": "Access denied. Legacy (IDCRL) authentication is blocked for this "
-                                         "organization.",
-                "idcrlRetired": "Access denied. Legacy (IDCRL) authentication has been retired.",
-                "badToken": "The security token is invalid or has expired."}[reason]
-        return text_response(f"<html><body><h1>{'403 FORBIDDEN' if status == 403 else status}</h1><p>{text}</p>"
-                             "</body></html>", status, "text/html; charset=utf-8")
+        title = "403 FORBIDDEN" if status == 403 else f"{status} UNAUTHORIZED"
+        return text_response(f"<html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>",
+                             status, "text/html; charset=utf-8")
 
     def _service_token(self, raw: str, tenant: dict) -> dict | None:
         data = self.state.tokens.unseal("spo", raw)
@@ -147,10 +214,14 @@ class SharePointService:
         self.state.log_signin(user=data["upn"], tenant=tenant, path="spoSignin", ip=self.state.client_ip(request),
                               app_id=None, resource=f"https://{host}", decision=None, error_code=None)
         resp = web.Response(status=302, headers={"Location": f"https://{host}/_layouts/15/landing.aspx"})
+        self._set_session_cookies(resp, fedauth, rtfa, life)
+        return resp
+
+    @staticmethod
+    def _set_session_cookies(resp: web.Response, fedauth: str, rtfa: str, life: int) -> None:
         resp.set_cookie("rtFa", rtfa, domain="sharepoint.com", path="/", secure=True, httponly=True,
                         samesite="None")
         resp.set_cookie("FedAuth", fedauth, path="/", secure=True, httponly=True, max_age=life, samesite="None")
-        return resp
 
     async def idcrl(self, request: web.Request, host: str, tenant: dict) -> web.Response:
         scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
@@ -214,6 +285,7 @@ class SharePointService:
 
     def _api(self, request: web.Request, host: str, tenant: dict, user: dict, path: str) -> web.Response:
         verbose = "odata=verbose" in request.headers.get("Accept", "")
+        as_json = wants_json(request)
         site = f"https://{host}"
         if path == "/_api/contextinfo" and request.method == "POST":
             info = {"FormDigestTimeoutSeconds": 1800,
@@ -221,6 +293,8 @@ class SharePointService:
                                        f"{time.strftime('%d %b %Y %H:%M:%S -0000', time.gmtime())}",
                     "LibraryVersion": "16.0.0.0", "SiteFullUrl": site, "WebFullUrl": site,
                     "SupportedSchemaVersions": ["14.0.0.0", "15.0.0.0"]}
+            if not as_json:
+                return _xml_response(_xml_properties("GetContextWebInformation", "SP.ContextWebInformation", info))
             if verbose:
                 info = {"d": {"GetContextWebInformation": {
                     "__metadata": {"type": "SP.ContextWebInformation"}, **info,
@@ -230,11 +304,15 @@ class SharePointService:
         if path in ("/_api/web", "/_api/web/") and request.method == "GET":
             web_info = {"Title": f"{tenant['name']} {'SharePoint admin center' if '-admin' in host else 'Team Site'}",
                         "Url": site, "Id": str(uuid.uuid5(uuid.NAMESPACE_URL, site))}
+            if not as_json:
+                return _xml_response(_xml_entry(site, "SP.Web", web_info))
             return json_response({"d": web_info} if verbose else web_info)
         if path == "/_api/web/currentuser" and request.method == "GET":
             me = {"Id": 10, "LoginName": f"i:0#.f|membership|{user['upn']}", "Email": user["upn"],
                   "Title": user["displayName"], "UserPrincipalName": user["upn"],
                   "IsSiteAdmin": bool(SPO_ADMIN_ROLES.intersection(user["roles"]))}
+            if not as_json:
+                return _xml_response(_xml_entry(site, "SP.User", me))
             return json_response({"d": me} if verbose else me)
         if path in ("/", "/_layouts/15/landing.aspx") and request.method == "GET":
             return text_response(f"<html><body>{tenant['name']} SharePoint</body></html>", 200, "text/html")

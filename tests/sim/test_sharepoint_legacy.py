@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import pytest
 
-from devtools.m365sim import IDCRL_RETIRED_PREFIX, IDCRL_RETIRED_TEXT
-
 from .helpers import APP_PASSWORD, CONTOSO, LOGIN, PASSWORD, contextinfo, ropc, sts_sign_in, wsignin
 
 C = "contoso.onmicrosoft.com"
@@ -29,7 +27,8 @@ def sign_in(session, upn, password, site):
     (f"locked@{C}", PASSWORD, CONTOSO_ADMIN, "AADSTS50053: "),
     (f"disabled@{C}", PASSWORD, CONTOSO_ADMIN, "AADSTS50057: "),
     (f"nobody@{C}", PASSWORD, CONTOSO_ADMIN, "AADSTS50034: "),
-    ("mfa@fabrikam.onmicrosoft.com", APP_PASSWORD, "https://fabrikam-admin.sharepoint.com", IDCRL_RETIRED_TEXT),
+    # retired: the STS still issues the token; wsignin1.0 refuses (vgrem/Office365-REST-Python-Client#1012)
+    ("mfa@fabrikam.onmicrosoft.com", APP_PASSWORD, "https://fabrikam-admin.sharepoint.com", None),
     ("admin@adatum.onmicrosoft.com", PASSWORD, "https://adatum-admin.sharepoint.com", "AADSTS530035: "),
     ("mfa@northwind.onmicrosoft.com", APP_PASSWORD, "https://northwind-admin.sharepoint.com", None),
     ("mfa@tailspin.onmicrosoft.com", APP_PASSWORD, "https://tailspin-admin.sharepoint.com", None),
@@ -47,12 +46,6 @@ def test_mfa_text_names_sharepoint(sim, sim_session):
     assert text == ("AADSTS50076: Due to a configuration change made by your administrator, or because you moved "
                     "to a new location, you must use multi-factor authentication to access "
                     "'00000003-0000-0ff1-ce00-000000000000'.")
-
-
-def test_retired_fault_is_recognisable(sim, sim_session):
-    _, text = sts_sign_in(sim_session, "mfa@fabrikam.onmicrosoft.com", APP_PASSWORD,
-                          "https://fabrikam-admin.sharepoint.com/_forms/default.aspx?wa=wsignin1.0")
-    assert text.startswith(IDCRL_RETIRED_PREFIX)
 
 
 def test_cookie_sign_in_and_admin_probe(sim, sim_session):
@@ -90,7 +83,8 @@ def test_non_admin_cannot_use_the_admin_center(sim, sim_session):
 
 
 @pytest.mark.parametrize("tenant, reason", [("northwind", "legacyAuthBlocked"),
-                                            ("tailspin", "idcrlBlockedByDefault")])
+                                            ("tailspin", "idcrlBlockedByDefault"),
+                                            ("fabrikam", "idcrlRetired")])
 def test_sharepoint_refuses_legacy_sign_in(sim, sim_session, tenant, reason):
     site = f"https://{tenant}-admin.sharepoint.com"
     upn = f"mfa@{tenant}.onmicrosoft.com"
@@ -98,6 +92,7 @@ def test_sharepoint_refuses_legacy_sign_in(sim, sim_session, tenant, reason):
     resp = wsignin(sim_session, site, token)
     assert resp.status_code == 403 and not resp.history
     assert "FedAuth" not in sim_session.cookies.keys() and "rtFa" not in sim_session.cookies.keys()
+    assert "modern" not in resp.text.lower() and "idcrl" not in resp.text.lower()  # no invented reason text
     probe = sim_session.get(site, headers={"X-IDCRL_ACCEPTED": "t"})
     assert probe.status_code == 401 and "X-IDCRL_AUTH_PARAMS_V1" not in probe.headers
     assert probe.headers["WWW-Authenticate"].startswith("Bearer realm=")
@@ -149,3 +144,49 @@ def test_modern_bearer_token_works_on_sharepoint(sim, sim_session):
                             headers={"Authorization": f"Bearer {result['access_token']}",
                                      "Accept": "application/json"})
     assert resp.status_code == 200
+
+
+def test_cookies_reach_clients_that_follow_the_redirect(sim, sim_session):
+    """sharepy and SharePlum read the final answer's cookies (JonathanHolvey/sharepy#83's traceback)."""
+    token = sign_in(sim_session, f"mfa@{C}", APP_PASSWORD, CONTOSO_ADMIN)
+    resp = wsignin(sim_session, CONTOSO_ADMIN, token)
+    assert resp.status_code == 200 and resp.url.endswith("/_layouts/15/landing.aspx")
+    assert resp.cookies.get("FedAuth") and resp.cookies.get("rtFa")
+    first = resp.history[0]
+    assert first.status_code == 302 and first.cookies.get("FedAuth") and first.cookies.get("rtFa")
+
+
+@pytest.mark.parametrize("accept, kind", [(None, "xml"), ("application/xml", "xml"), ("application/atom+xml", "xml"),
+                                          ("application/json;odata=verbose", "json"),
+                                          ("application/json;odata=nometadata", "json"),
+                                          ("application/json", "json")])
+def test_rest_answers_honour_accept(sim, sim_session, accept, kind):
+    from xml.etree import ElementTree
+
+    wsignin(sim_session, CONTOSO_ADMIN, sign_in(sim_session, f"mfa@{C}", APP_PASSWORD, CONTOSO_ADMIN))
+    headers = {"Accept": accept} if accept else {}
+    info = sim_session.post(f"{CONTOSO_ADMIN}/_api/contextinfo", headers=headers)
+    web = sim_session.get(f"{CONTOSO_ADMIN}/_api/web", headers=headers)
+    missing = sim_session.get(f"{CONTOSO_ADMIN}/_api/nothing", headers=headers)
+    if kind == "json":
+        assert info.headers["Content-Type"].startswith("application/json") and "FormDigestValue" in info.text
+        assert "Title" in web.json() or "Title" in web.json()["d"]
+        assert missing.status_code == 404 and missing.json()
+        return
+    ns = {"d": "http://schemas.microsoft.com/ado/2007/08/dataservices",
+          "m": "http://schemas.microsoft.com/ado/2007/08/dataservices/metadata"}
+    root = ElementTree.fromstring(info.content)
+    assert info.headers["Content-Type"].startswith("application/xml")
+    assert root.find(".//d:FormDigestValue", ns).text.startswith("0x")
+    assert root.find(".//d:FormDigestTimeoutSeconds", ns).text == "1800"
+    assert ElementTree.fromstring(web.content).find(".//m:properties/d:Title", ns).text.startswith("Contoso")
+    error = ElementTree.fromstring(missing.content)
+    assert missing.status_code == 404 and error.find("m:code", ns).text.startswith("-1, ")
+
+
+def test_date_header_follows_the_scenario(sim, sim_session):
+    from email.utils import parsedate_to_datetime
+
+    sim.control.patch_scenario({"settings": {"date": "2026-04-15"}})
+    resp = sim_session.get(CONTOSO_ADMIN)
+    assert parsedate_to_datetime(resp.headers["Date"]).date().isoformat() == "2026-04-15"
