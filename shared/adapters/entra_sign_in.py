@@ -19,6 +19,7 @@ Steps: msal's GETs are recorded as ``discovery``, its POSTs as the exchange's st
 """
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -31,6 +32,7 @@ import requests
 
 from shared.adapters.upstream_http import UpstreamHttp, current_exchange, first_line, json_object
 from shared.domain.probes import Grant, ProbeResult
+from shared.domain.troubleshooting import most_specific_code
 from shared.domain.profile import Password
 
 _AADSTS = re.compile(r"\bAADSTS(\d{5,7})\b")
@@ -42,19 +44,40 @@ def entra_error_fields(body: Mapping[str, Any]) -> dict[str, Any]:
     """:meth:`~shared.adapters.upstream_http.Exchange.failed` keywords from Entra's error JSON
     (token endpoint or discovery): ``error_code`` (AADSTS code), first line of the description,
     ``suberror``, ``ca_challenge`` (the claims name Conditional Access policies), trace and
-    correlation ids."""
-    codes = body.get("error_codes") or []
+    correlation ids.
+
+    A body may name several codes (``error_codes: [70002, 50126]``, or ``AADSTS70002: Error
+    validating credentials. AADSTS50126: ...`` in the text): the most specific wins, by the
+    catalog's ``genericCodes`` table. The claims challenge names policies as ``capolids`` or, in
+    the older form, ``polids`` (``{"access_token":{"polids":{"essential":true,"Values":[...]}}}``).
+    """
+    listed = [f"AADSTS{c}" for c in (body.get("error_codes") or []) if str(c).isdigit()]
     description = str(body.get("error_description") or "")
-    match = _AADSTS.search(description)
-    code = f"AADSTS{codes[0]}" if codes else (f"AADSTS{match.group(1)}" if match else None)
-    claims = str(body.get("claims") or "")
+    named = [f"AADSTS{n}" for n in _AADSTS.findall(first_line(description) or "")]
+    codes = list(dict.fromkeys(listed + named))
+    code = most_specific_code(codes)
     fields: dict[str, Any] = {"error_code": code, "error_description": first_line(description) or body.get("error"),
-                              "suberror": body.get("suberror"), "ca_challenge": "capolids" in claims}
+                              "suberror": body.get("suberror"), "ca_challenge": _names_policies(body.get("claims"))}
     if body.get("trace_id"):
         fields["trace_id"] = body["trace_id"]
     if body.get("correlation_id"):
         fields["correlation_id"] = body["correlation_id"]
     return fields
+
+
+def _names_policies(claims: Any) -> bool:
+    """Whether a claims challenge names Conditional Access policies (``capolids`` or ``polids``)."""
+    if isinstance(claims, str):
+        try:
+            claims = json.loads(claims)
+        except ValueError:
+            return '"capolids"' in claims or '"polids"' in claims
+    if not isinstance(claims, Mapping):
+        return False
+    for token in claims.values():
+        if isinstance(token, Mapping) and any(k.lower() in ("capolids", "polids") for k in token):
+            return True
+    return False
 
 
 def _entra_error_body(text: str) -> dict[str, Any]:

@@ -12,20 +12,27 @@ The flow of ``SharePointOnlineCredentials`` / Office365-REST-Python-Client's ``S
 3. ``POST {admin}/_api/contextinfo`` with the cookies (``Accept: application/json;odata=nometadata``)
    — the authenticated probe; only a Global or SharePoint Administrator may open the admin center.
 
-Conditions reported in ``ProbeResult.error_code`` besides AADSTS codes: ``IDCRL_RETIRED`` (the STS
-fault or the sign-in page says IDCRL is retired), ``STS_INVALID_RESPONSE`` (no SOAP answer, e.g. an
-HTML page), ``STS_FAULT`` (a fault without an AADSTS code), ``IDCRL_BLOCKED`` (the sign-in page says
-IDCRL is blocked for the organization), ``SP_NO_AUTH_COOKIE`` (the sign-in set no FedAuth cookie),
-``SP_UNAUTHORIZED`` (401, or SharePoint's anonymous challenge: the session was not accepted),
-``SP_FORBIDDEN`` (403 for the signed-in account), ``SP_NOT_FOUND`` (404: no SharePoint site
-there), ``SP_URL_NOT_SHAREPOINT`` (the URL is not a SharePoint Online host of this cloud; nothing is
-sent to it).
+Conditions reported in ``ProbeResult.error_code`` besides AADSTS codes: ``STS_INVALID_RESPONSE``
+(no SOAP answer, e.g. an HTML page), ``STS_FAULT`` (a fault without an AADSTS code), and at
+wsignin1.0, after the STS issued a token, a refusal (no FedAuth cookie, 401 or 403) judged by the
+cloud's timeline: ``IDCRL_RETIRED`` on or after the day this cloud's legacy sign-in stopped for good
+(:data:`LEGACY_SIGN_IN_ENDS`; public cloud: May 1, 2026, message center MC1184649), else
+``SP_NO_AUTH_COOKIE`` (blocked, which an admin could still undo before that day). The day is the
+``Date`` of SharePoint's answer (the machine's clock when it has none); the description names the
+step, the status and that date. Real tenants say nothing more: the token is issued and wsignin1.0
+answers an error page or a 403 without cookies (vgrem/Office365-REST-Python-Client#1012, #982, #986,
+JonathanHolvey/sharepy#83), so no text of the answer is keyed on.
+
+Other conditions: ``SP_UNAUTHORIZED`` (401, or SharePoint's anonymous challenge, at contextinfo),
+``SP_FORBIDDEN`` (403 for the signed-in account), ``SP_NOT_FOUND`` (404: no SharePoint site there),
+``SP_URL_NOT_SHAREPOINT`` (the URL is not a SharePoint Online host of this cloud; nothing is sent).
 """
 from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 from typing import Protocol
 from urllib.parse import urlsplit
 from xml.etree import ElementTree
@@ -34,6 +41,7 @@ from xml.sax.saxutils import escape
 from shared.adapters.upstream_http import Exchange, UpstreamHttp
 from shared.domain.probes import Grant, ProbeResult
 from shared.domain.profile import Password
+from shared.domain.troubleshooting import most_specific_code
 
 NS = {
     "S": "http://www.w3.org/2003/05/soap-envelope",
@@ -44,6 +52,15 @@ NS = {
 _AADSTS_LINE = re.compile(r"\b(AADSTS\d{5,7})\b")
 _HOST = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _COOKIES = ("FedAuth", "rtFa")
+
+#: The day each cloud's SharePoint legacy (IDCRL) sign-in is blocked for good, None where no date is
+#: published. Public cloud: blocked by default from February 16, 2026, re-enable possible until April
+#: 30, 2026, permanently blocked from May 1, 2026 (message center MC1184649). US Government and
+#: China (21Vianet): MC1184649 gives no date for them, so unknown. The local cloud stands in for the
+#: public one; the simulator's scenario sets the day it reports (``settings.date``). A cloud's
+#: endpoint set may carry its own ``legacy_sign_in_ends``, which then wins.
+LEGACY_SIGN_IN_ENDS: dict[str, date | None] = {"public": date(2026, 5, 1), "local": date(2026, 5, 1),
+                                               "usgov": None, "china": None}
 
 _RST = """<?xml version="1.0" encoding="utf-8"?>
 <s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://www.w3.org/2005/08/addressing" \
@@ -93,8 +110,7 @@ def issue_request(username: str, password: str, *, sts_url: str, applies_to: str
 def parse_issue_response(content: bytes) -> tuple[str | None, str | None, str | None]:
     """``(service token, error code, safe description)`` from extSTS.srf's answer.
 
-    The error code is the AADSTS code of a fault, ``IDCRL_RETIRED``, ``STS_FAULT`` or
-    ``STS_INVALID_RESPONSE``.
+    The error code is the AADSTS code of a fault, ``STS_FAULT`` or ``STS_INVALID_RESPONSE``.
     """
     if b"<!DOCTYPE" in content[:2048] or b"<!ENTITY" in content:
         return None, "STS_INVALID_RESPONSE", "the security token service answered with a document type"
@@ -107,11 +123,9 @@ def parse_issue_response(content: bytes) -> tuple[str | None, str | None, str | 
         text = (root.findtext(".//psf:internalerror/psf:text", default="", namespaces=NS)
                 or root.findtext(".//S:Reason/S:Text", default="", namespaces=NS)).strip()
         line = text.splitlines()[0][:500] if text else "Authentication Failure"
-        match = _AADSTS_LINE.search(text)
-        if match:
-            return None, match.group(1), line
-        if "retired" in text.lower():
-            return None, "IDCRL_RETIRED", line
+        code = most_specific_code(_AADSTS_LINE.findall(line))  # "AADSTS70002: ... AADSTS50126: ..."
+        if code:
+            return None, code, line
         return None, "STS_FAULT", line
     token = root.findtext(".//wst:RequestedSecurityToken/wsse:BinarySecurityToken", default="", namespaces=NS)
     if not token.strip():
@@ -119,13 +133,8 @@ def parse_issue_response(content: bytes) -> tuple[str | None, str | None, str | 
     return token.strip(), None, None
 
 
-def _refusal_code(status: int, body: str, headers) -> str | None:
+def _refusal_code(status: int, headers) -> str | None:
     """What a SharePoint answer without a session means (None: judge by the HTTP status)."""
-    text = body.lower()
-    if "retired" in text and ("idcrl" in text or "legacy" in text):
-        return "IDCRL_RETIRED"
-    if "idcrl" in text and "blocked" in text:
-        return "IDCRL_BLOCKED"
     if status == 401 or "X-IDCRL_AUTH_PARAMS_V1" in headers or "X-Forms_Based_Auth_Required" in headers:
         return "SP_UNAUTHORIZED"
     if status == 404:
@@ -133,9 +142,41 @@ def _refusal_code(status: int, body: str, headers) -> str | None:
     return None
 
 
+def answer_day(headers) -> date:
+    """The UTC day of an upstream answer (its ``Date`` header; the machine's clock without one)."""
+    try:
+        when = parsedate_to_datetime(headers.get("Date") or "")
+    except (TypeError, ValueError):
+        when = None
+    if when is None:
+        return datetime.now(timezone.utc).date()
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).astimezone(timezone.utc).date()
+
+
+def legacy_sign_in_ends(endpoints) -> date | None:
+    """The day this cloud's legacy sign-in stopped for good (None: not published)."""
+    own = getattr(endpoints, "legacy_sign_in_ends", None)
+    if isinstance(own, date):
+        return own
+    return LEGACY_SIGN_IN_ENDS.get(getattr(endpoints, "name", ""))
+
+
+def wsignin_refusal(status: int, headers, endpoints) -> tuple[str, str]:
+    """``(code, description)`` of a wsignin1.0 refusal after a good token, by the cloud's timeline."""
+    day = answer_day(headers)
+    ends = legacy_sign_in_ends(endpoints)
+    facts = f"wsignin1.0 answered HTTP {status} without a FedAuth cookie on {day.isoformat()}"
+    if ends is None:
+        return "SP_NO_AUTH_COOKIE", f"{facts}; this cloud has no published end date for the legacy sign-in"
+    if day >= ends:
+        return "IDCRL_RETIRED", f"{facts}, on or after {ends.isoformat()}, when the legacy sign-in ended"
+    return "SP_NO_AUTH_COOKIE", f"{facts}, before {ends.isoformat()}, when the legacy sign-in ends"
+
+
 class SharePointEndpoints(Protocol):
     """What the legacy sign-in needs of the cloud (:class:`shared.cloud.CloudEndpoints` has it)."""
 
+    name: str
     sharepoint_suffix: str
 
     def sts_url(self) -> str: ...
@@ -192,7 +233,9 @@ class SharePointLegacySignIn:
                 cookies = {name: resp.cookies.get(name) for name in _COOKIES if resp.cookies.get(name)}
                 if resp.status_code < 400 and "FedAuth" in cookies:
                     return ex.ok(grant=Grant(cookies))
-                return self._refused(ex, resp, default="SP_NO_AUTH_COOKIE")
+                if resp.status_code == 429 or resp.status_code >= 500 or resp.status_code == 404:
+                    return self._refused(ex, resp, default=None)
+                return ex.failed(*wsignin_refusal(resp.status_code, resp.headers, self._endpoints))
             except Exception as exc:  # noqa: BLE001 - transport errors become data
                 return ex.from_exception(exc)
 
@@ -220,7 +263,7 @@ class SharePointLegacySignIn:
         if resp.status_code == 429 or resp.status_code >= 500:
             return ex.failed(None, f"HTTP {resp.status_code}")
         body = resp.text[:4096]
-        code = _refusal_code(resp.status_code, body, resp.headers) or default
+        code = _refusal_code(resp.status_code, resp.headers) or default
         return ex.failed(code, _sharepoint_text(body) or f"HTTP {resp.status_code}")
 
 

@@ -6,10 +6,13 @@ The catalog is data (``troubleshooting.json`` beside this module):
   ``error``), the ``message`` (the spec's exact words for Messages 1-3), optional
   ``solutionsIntro``, ``solutions``, named ``variants`` (their own solutions, e.g. the per-user
   and the Conditional Access variants of ``MFA_ENABLED``), named ``causes`` and ``limitations``.
+* ``genericCodes`` — AADSTS codes that only wrap a more specific one (``AADSTS70002: Error
+  validating credentials. AADSTS50126: ...``): :func:`most_specific_code` skips them when an error
+  body names several codes.
 * ``rules`` — tried in file order; the first whose every ``when`` condition matches the
   :class:`Signal` wins. A condition is a value or a list of accepted values; ``httpStatus`` also
   accepts ``"4xx"``/``"5xx"``. Conditions: ``code``, ``httpStatus``, ``path`` (``modern`` |
-  ``legacy`` | ``input``), ``mfaEnabled``, ``step``, ``passwordShape`` (``appPassword`` |
+  ``legacy`` | ``input`` | ``app``: the client-credentials sign-in of an app registration), ``mfaEnabled``, ``step``, ``passwordShape`` (``appPassword`` |
   ``other``), ``caChallenge``.
 
 A signal that no rule matches gets ``UNKNOWN_FAILURE``, which keeps the raw code. Adding a message
@@ -27,10 +30,14 @@ How the evidence picks a message where the same code means different things:
   Access variant; any other password is the account's sign-in password → ``INVALID_APP_PASSWORD``.
 * 50126: MFA off → Message 2 (with the app-password-shape cause when it fits); MFA on →
   ``INVALID_APP_PASSWORD``.
-* Legacy sign-in refused: the STS fault or SharePoint's sign-in page saying IDCRL is *retired*
-  (``IDCRL_RETIRED``), or an STS answer that is not SOAP (``STS_INVALID_RESPONSE``, what
-  retired tenants return) → ``LEGACY_AUTH_RETIRED``; the sign-in page saying IDCRL is blocked
-  (``IDCRL_BLOCKED``), no FedAuth cookie (``SP_NO_AUTH_COOKIE``) or a 401 → ``LEGACY_AUTH_BLOCKED``.
+* Legacy sign-in refused at wsignin1.0 after a good token: the probe judges it by the cloud's
+  timeline (on or after the day IDCRL ended: ``IDCRL_RETIRED``; before: ``SP_NO_AUTH_COOKIE``), and
+  an STS answer that is not SOAP is ``STS_INVALID_RESPONSE`` → ``LEGACY_AUTH_RETIRED`` for the first
+  and the last, ``LEGACY_AUTH_BLOCKED`` for ``SP_NO_AUTH_COOKIE``. ``LEGACY_AUTH_RETIRED`` never sends
+  the admin to the "apps that don't use modern authentication" setting.
+* The client application itself (65001, 700016, 7000112): on the user sign-in (``modern``,
+  ``legacy``) the cause names the service's client application (``M365_CLIENT_ID``); on ``app`` it
+  is the app profile's own registration.
 
 Texts may hold ``{placeholders}`` filled from the ``params`` given to :func:`classify`
 (``reservedIpRanges``, ``retryAfterSeconds``, ``code``, ``description``, ``httpStatus``,
@@ -95,10 +102,12 @@ class Diagnosis:
 class Catalog:
     messages: Mapping[str, Mapping[str, Any]]
     rules: tuple[Mapping[str, Any], ...]
+    generic_codes: frozenset[str] = frozenset()
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> "Catalog":
-        catalog = cls(messages=raw["messages"], rules=tuple(raw["rules"]))
+        catalog = cls(messages=raw["messages"], rules=tuple(raw["rules"]),
+                      generic_codes=frozenset(raw.get("genericCodes", {}).get("codes", ())))
         problems = catalog.problems()
         if problems:
             raise ValueError("troubleshooting catalog: " + "; ".join(problems))
@@ -132,6 +141,24 @@ class Catalog:
 @lru_cache(maxsize=1)
 def load_catalog() -> Catalog:
     return Catalog.from_dict(json.loads(CATALOG_PATH.read_text(encoding="utf-8")))
+
+
+def most_specific_code(codes: "list[str] | tuple[str, ...]", catalog: Catalog | None = None) -> str | None:
+    """The code of an error body that names several: the first not in ``genericCodes`` (else the first).
+
+    :param codes: ``AADSTSn`` codes in the order the body gives them.
+    """
+    catalog = catalog or load_catalog()
+    codes = [c for c in codes if c]
+    return next((c for c in codes if c not in catalog.generic_codes), codes[0] if codes else None)
+
+
+def _without_code(description: Any, code: str | None) -> Any:
+    """Entra's first line repeats the code (``AADSTS7000218: The request body...``); texts that
+    show ``{code}: {description}`` keep it once."""
+    if isinstance(description, str) and code and description.startswith(code + ":"):
+        return description[len(code) + 1:].lstrip() or description
+    return description
 
 
 def _matches(expected: Any, actual: Any, condition: str) -> bool:
@@ -177,6 +204,7 @@ def classify(signal: Signal, *, params: Mapping[str, Any] | None = None,
     catalog = catalog or load_catalog()
     params = {"code": signal.code or (f"HTTP {signal.http_status}" if signal.http_status else "unknown"),
               "httpStatus": signal.http_status, **(params or {})}
+    params["description"] = _without_code(params.get("description"), params["code"])
     rule = find_rule(signal, catalog)
     message_id = rule["messageId"] if rule else UNKNOWN_FAILURE
     entry = catalog.messages[message_id]

@@ -64,12 +64,19 @@ CASES = [
     ("legacy-apps-blocked:re-enable", NORTHWIND, form("mfa", APP_PW, mfa=True, domain="northwind"), "LEGACY_AUTH_BLOCKED",
      lambda sim: sim.control.patch_tenant(NORTHWIND, {"legacyAuth": {"blockLegacyApps": False}}), None),
     ("idcrl-blocked-by-default:re-enable-before-retirement", TAILSPIN, form("mfa", APP_PW, mfa=True, domain="tailspin"),
-     None, lambda sim: sim.control.patch_tenant(TAILSPIN, {"legacyAuth": {"idcrlReEnabled": True}}), None),
+     "LEGACY_AUTH_BLOCKED", lambda sim: sim.control.patch_tenant(TAILSPIN, {"legacyAuth": {"idcrlReEnabled": True}}), None),
 ]
+
+
+# The setting can bring the legacy sign-in back only before May 1, 2026: these cases run on a day
+# before it (the date SharePoint's answers carry, set in the simulator's scenario).
+BEFORE_RETIREMENT = {"legacy-apps-blocked:re-enable", "idcrl-blocked-by-default:re-enable-before-retirement"}
 
 
 @pytest.mark.parametrize("case, tenant, body, message_id, fix, fixed_form", CASES, ids=[c[0] for c in CASES])
 def test_message_and_its_solution(api, sim, case, tenant, body, message_id, fix, fixed_form):
+    if case in BEFORE_RETIREMENT:
+        sim.control.patch_scenario({"settings": {"date": "2026-04-15"}})
     before = validation_test(api, tenant, body)
     assert before["status"] == "failed", before
     if message_id:
@@ -135,3 +142,23 @@ def test_message_3_variants_per_user_and_conditional_access(api):
     assert "multi-factor authentication interface" in " ".join(per_user["solutions"])
     assert "conditional access" in " ".join(conditional["solutions"]).lower()
     assert per_user["solutions"] != conditional["solutions"]
+
+
+@pytest.mark.parametrize("day, message_id", [(None, "LEGACY_AUTH_RETIRED"),          # today, after May 1, 2026
+                                             ("2026-04-15", "LEGACY_AUTH_BLOCKED")])  # the same tenant before it
+def test_retirement_by_timeline_from_the_real_symptom(api, sim, day, message_id):
+    """Fabrikam's STS issues the token and wsignin1.0 refuses without cookies (the real symptom); the
+    date of SharePoint's answer decides between retired and blocked."""
+    if day:
+        sim.control.patch_scenario({"settings": {"date": day}})
+    out = validation_test(api, FABRIKAM, form("mfa", APP_PW, mfa=True, domain="fabrikam"))
+    assert out["messageId"] == message_id, out
+    assert out["evidence"]["step"] == "wsignin" and out["evidence"]["httpStatus"] == 403
+    assert (day or "2026") in out["cause"]
+    texts = " ".join([out["message"], out["cause"], *out["solutions"]])
+    if message_id == "LEGACY_AUTH_RETIRED":
+        assert "don't use modern authentication" not in texts and "don’t use modern authentication" not in texts
+    else:
+        assert "April 30, 2026" in texts
+    contoso = validation_test(api, CONTOSO, form("mfa", APP_PW, mfa=True, url="https://contoso-admin.sharepoint.com"))
+    assert contoso["status"] == "passed", contoso

@@ -150,23 +150,36 @@ def test_mfa_account_with_app_password_passes_with_blank_role(validate, sim_sess
 @pytest.mark.parametrize("tenant,user,url,message_id,code", [
     (FABRIKAM, "mfa@fabrikam.onmicrosoft.com", "https://fabrikam-admin.sharepoint.com", "LEGACY_AUTH_RETIRED",
      "IDCRL_RETIRED"),
-    (NORTHWIND, "mfa@northwind.onmicrosoft.com", "https://northwind-admin.sharepoint.com", "LEGACY_AUTH_BLOCKED",
-     "SP_NO_AUTH_COOKIE"),
-    (TAILSPIN, "mfa@tailspin.onmicrosoft.com", "https://tailspin-admin.sharepoint.com", "LEGACY_AUTH_BLOCKED",
-     "IDCRL_BLOCKED"),
+    (NORTHWIND, "mfa@northwind.onmicrosoft.com", "https://northwind-admin.sharepoint.com", "LEGACY_AUTH_RETIRED",
+     "IDCRL_RETIRED"),
+    (TAILSPIN, "mfa@tailspin.onmicrosoft.com", "https://tailspin-admin.sharepoint.com", "LEGACY_AUTH_RETIRED",
+     "IDCRL_RETIRED"),
 ])
-def test_legacy_sign_in_blocked_or_retired(validate, tenant, user, url, message_id, code):
+def test_legacy_sign_in_refused_after_the_retirement_date(validate, tenant, user, url, message_id, code):
+    # Today (after May 1, 2026) every refusal at wsignin1.0 after a good token is the retirement.
     outcome, _ = validate(tenant, user, APP_PASSWORD, mfa=True, url=url)
     assert (outcome.status, outcome.message_id, outcome.evidence.error_code) == ("failed", message_id, code)
+    assert outcome.evidence.step == "wsignin" and outcome.evidence.http_status == 403
     assert outcome.limitations == ("NO_GHOST_GUEST_USERS_RULE",)
     assert outcome.user_role is None
+
+
+@pytest.mark.parametrize("day, message_id, code", [("2026-04-30", "LEGACY_AUTH_BLOCKED", "SP_NO_AUTH_COOKIE"),
+                                                   ("2026-05-01", "LEGACY_AUTH_RETIRED", "IDCRL_RETIRED")])
+def test_the_date_of_the_answer_decides(sim, validate, day, message_id, code):
+    sim.control.patch_scenario({"settings": {"date": day}})
+    outcome, _ = validate(FABRIKAM, "mfa@fabrikam.onmicrosoft.com", APP_PASSWORD, mfa=True,
+                          url="https://fabrikam-admin.sharepoint.com")
+    assert (outcome.message_id, outcome.evidence.error_code, outcome.evidence.step) == (message_id, code, "wsignin")
+    assert day in outcome.cause and "HTTP 403" in outcome.cause
 
 
 def test_retired_explains_the_migration(validate):
     outcome, counts = validate(FABRIKAM, "mfa@fabrikam.onmicrosoft.com", APP_PASSWORD, mfa=True,
                                url="https://fabrikam-admin.sharepoint.com")
-    assert "MC1184649" in outcome.cause and counts == {"sharepoint.sts": 1}
+    assert "MC1184649" in outcome.cause and counts == {"sharepoint.sts": 1, "sharepoint.signin": 1}
     assert any("Sites.FullControl.All" in s for s in outcome.solutions)
+    assert "modern authentication in the SharePoint admin center" not in outcome.cause
 
 
 def test_re_enabled_legacy_sign_in_still_works(validate):

@@ -82,7 +82,7 @@ EXPECTED = [
     (Signal("ROLE_INSUFFICIENT", 200, step="memberOf"), "INSUFFICIENT_ROLE", None, "Directory roles of the account: none"),
     (Signal("SP_FORBIDDEN", 403, "legacy", True, "contextinfo"), "INSUFFICIENT_ROLE", None,
      "The account signed in, but the SharePoint Online admin center"),
-    (Signal("IDCRL_RETIRED", 200, "legacy", True, "sts"), "LEGACY_AUTH_RETIRED", None, "SharePoint Online refused"),
+    (Signal("IDCRL_RETIRED", 403, "legacy", True, "wsignin"), "LEGACY_AUTH_RETIRED", None, "SharePoint Online refused"),
     (Signal("SP_NO_AUTH_COOKIE", 200, "legacy", True, "wsignin"), "LEGACY_AUTH_BLOCKED", None, "SharePoint Online signed"),
     (Signal("SP_URL_NOT_SHAREPOINT", None, "legacy", True, "adminCenter"), "ADMIN_CENTER_UNREACHABLE", None,
      "https://contoso-admin.sharepoint.com is not a SharePoint Online address"),
@@ -237,3 +237,184 @@ def test_mfa_variants_split_the_spec_solutions():
     per_user, ca = entry["variants"]["perUser"]["solutions"], entry["variants"]["conditionalAccess"]["solutions"]
     assert per_user == entry["solutions"][:1]
     assert ca[0] == entry["solutions"][1]
+
+
+
+# --- client applications and app profiles: one row each, one parametrized test -----------------
+
+# signal -> (messageId, cause name or None); path "app" is the client-credentials sign-in of an app profile
+CLIENT_APP_EXPECTED = [
+    (Signal("AADSTS700016", 400, "app"), "APP_NOT_FOUND", None),
+    (Signal("AADSTS700016", 400, "modern"), "APP_NOT_FOUND", "userSignInClient"),
+    (Signal("APP_NOT_FOUND", None, "app"), "APP_NOT_FOUND", None),
+    (Signal("AADSTS65001", 400, "app"), "APP_CONSENT_MISSING", None),
+    (Signal("AADSTS65001", 400, "modern"), "APP_CONSENT_MISSING", "userSignInClient"),
+    (Signal("APP_ROLES_MISSING", 200, "app"), "APP_PERMISSION_MISSING", None),
+    (Signal("AADSTS700027", 401, "app"), "CERTIFICATE_NOT_REGISTERED", None),
+    (Signal("CERT_EXPIRED", None, "app"), "CERTIFICATE_EXPIRED", None),
+    (Signal("CERT_EXPIRING", None, "app"), "CERTIFICATE_EXPIRING", None),
+    (Signal("AADSTS7000112", 400, "app"), "APP_DISABLED", None),
+    (Signal("AADSTS7000112", 400, "modern"), "APP_DISABLED", "userSignInClient"),
+    (Signal("APP_DISABLED", None, "app"), "APP_DISABLED", None),
+    (Signal("SP_APP_ONLY_REFUSED", 401, "app"), "APP_ONLY_TOKEN_REFUSED", None),
+    (Signal("AADSTS7000218", 401, "modern"), "PUBLIC_CLIENT_FLOWS_DISABLED", None),
+    (Signal("AADSTS7000215", 401, "app"), "APP_SECRET_INVALID", None),
+    (Signal("AADSTS7000222", 401, "app"), "APP_SECRET_INVALID", "expired"),
+    (Signal("AADSTS53003", 400, "app"), "ACCESS_POLICY_BLOCKED", "workloadIdentityPolicy"),
+    (Signal("AADSTS700024", 401, "app"), "SERVICE_UNAVAILABLE", "assertionTime"),
+    (Signal("AADSTS500011", 400, "app"), "TENANT_NOT_FOUND", "resourceNotInTenant"),
+    (Signal("AADSTS50173", 400, "modern"), "SERVICE_UNAVAILABLE", "staleGrant"),
+    (Signal("AADSTS70043", 400, "modern"), "SERVICE_UNAVAILABLE", "staleGrant"),
+    (Signal("AADSTS700082", 400, "modern"), "SERVICE_UNAVAILABLE", "staleGrant"),
+]
+
+
+@pytest.mark.parametrize("signal, message_id, cause", CLIENT_APP_EXPECTED,
+                         ids=[f"{s.code}-{s.path}" for s, *_ in CLIENT_APP_EXPECTED])
+def test_client_application_failures(signal, message_id, cause):
+    diagnosis = classify(signal, params=PARAMS)
+    assert diagnosis.message_id == message_id
+    entry = CATALOG.messages[message_id]
+    expected_cause = entry["causes"][cause] if cause else entry["defaultCause"]
+    assert diagnosis.cause.split("{")[0] and diagnosis.cause.startswith(expected_cause.split("{")[0])
+    assert diagnosis.solutions and not any("{" in t for t in (diagnosis.message, diagnosis.cause, *diagnosis.solutions))
+
+
+def test_retired_never_sends_the_admin_to_the_modern_authentication_setting():
+    diagnosis = classify(Signal("IDCRL_RETIRED", 403, "legacy", True, "wsignin"), params=PARAMS)
+    texts = " ".join([diagnosis.message, diagnosis.cause or "", diagnosis.solutions_intro or "", *diagnosis.solutions])
+    assert "don't use modern authentication" not in texts and "don’t use modern authentication" not in texts
+    blocked = classify(Signal("SP_NO_AUTH_COOKIE", 403, "legacy", True, "wsignin"), params=PARAMS)
+    assert "April 30, 2026" in blocked.cause
+
+
+@pytest.mark.parametrize("codes, expected", [
+    (["AADSTS70002", "AADSTS50126"], "AADSTS50126"),
+    (["AADSTS70002", "AADSTS50053"], "AADSTS50053"),
+    (["AADSTS50126"], "AADSTS50126"),
+    (["AADSTS70002"], "AADSTS70002"),
+    ([], None),
+])
+def test_most_specific_code(codes, expected):
+    from shared.domain.troubleshooting import most_specific_code
+
+    assert most_specific_code(codes) == expected
+
+
+def test_unknown_code_is_not_repeated():
+    diagnosis = classify(Signal("AADSTS9999999", 400, "modern"),
+                         params={**PARAMS, "description": "AADSTS9999999: Something new happened."})
+    assert diagnosis.cause == "AADSTS9999999: Something new happened."
+
+
+# --- real error bodies, as the threads quote them (ids anonymised), through the product's parser ---
+# Each row: (public source, token endpoint JSON, path, expected messageId, expected code)
+_T = "\r\nTrace ID: 6ee9ec92-6726-422a-85ce-86a1a6502800\r\nCorrelation ID: 521b9148-40bc-455a-ace1-c13802e053eb\r\nTimestamp: 2024-12-03 13:51:30Z"
+REAL_BODIES = [
+    ("haystackeditor/haystack-editor#41",
+     {"error": "invalid_client", "error_codes": [7000218],
+      "error_description": "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'." + _T},
+     "modern", "PUBLIC_CLIENT_FLOWS_DISABLED", "AADSTS7000218"),
+    ("vibber-ai/fastapi-azure-auth#177",
+     {"error": "invalid_grant", "error_codes": [65001],
+      "error_description": "AADSTS65001: The user or administrator has not consented to use the application with ID "
+                           "'00000000-0000-0000-0000-000000000001' named 'demo'. Send an interactive authorization request "
+                           "for this user and resource." + _T},
+     "modern", "APP_CONSENT_MISSING", "AADSTS65001"),
+    ("MicrosoftDocs/azure-docs#21690",
+     {"error": "unauthorized_client", "error_codes": [700016],
+      "error_description": "AADSTS700016: Application with identifier 'bbe6ea72-3498-452b-9125-787be7a187d4' was not found "
+                           "in the directory 'XXXXXX'. This can happen if the application has not been installed by the "
+                           "administrator of the tenant or consented to by any user in the tenant. You may have sent your "
+                           "authentication request to the wrong tenant." + _T},
+     "modern", "APP_NOT_FOUND", "AADSTS700016"),
+    ("sjkp/letsencrypt-siteextension#117 (ADAL-era multi-code text)",
+     {"error": "invalid_client",
+      "error_description": "AADSTS70002: Error validating credentials. AADSTS50012: Invalid client secret is provided." + _T},
+     "app", "UNKNOWN_FAILURE", "AADSTS50012"),
+    ("fuel9/DisplayMonkey#50 (multi-code)",
+     {"error": "invalid_grant", "error_codes": [70002, 50126],
+      "error_description": "AADSTS70002: Error validating credentials. AADSTS50126: Invalid username or password" + _T},
+     "modern", "CHECK_MFA_OR_APP_PASSWORD", "AADSTS50126"),
+    ("fuel9/DisplayMonkey#50 (multi-code, lockout)",
+     {"error": "invalid_grant", "error_codes": [70002, 50053],
+      "error_description": "AADSTS70002: Error validating credentials. AADSTS50053: You've tried to sign in too many "
+                           "times with an incorrect user ID or password." + _T},
+     "modern", "ACCOUNT_LOCKED", "AADSTS50053"),
+    ("liprec/vsts-release-aas#119",
+     {"error": "invalid_client", "error_codes": [7000222],
+      "error_description": "AADSTS7000222: The provided client secret keys for app '***' are expired. Visit the Azure "
+                           "portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using "
+                           "certificate credentials for added security: https://aka.ms/certCreds." + _T},
+     "app", "APP_SECRET_INVALID", "AADSTS7000222"),
+    ("AzureAD/microsoft-authentication-library-for-js#8339 / keycloak/keycloak#19425",
+     {"error": "invalid_client", "error_codes": [700027],
+      "error_description": "AADSTS700027: The certificate with identifier used to sign the client assertion is not "
+                           "registered on application. [Reason - The key was not found., Thumbprint of key used by "
+                           "client: '<thumbprint>']" + _T},
+     "app", "CERTIFICATE_NOT_REGISTERED", "AADSTS700027"),
+    ("AzureAD/microsoft-authentication-library-for-dotnet#4951",
+     {"error": "invalid_client", "error_codes": [700024],
+      "error_description": "AADSTS700024: Client assertion is not within its valid time range. Current time: "
+                           "2024-10-02T22:05:03.6755165Z, assertion valid from 1970-01-01T00:00:00.0000000Z, expiry "
+                           "time of assertion 2024-10-02T21:30:53.0000000Z." + _T},
+     "app", "SERVICE_UNAVAILABLE", "AADSTS700024"),
+    ("Worklytics/psoxy#74",
+     {"error": "unauthorized_client",
+      "error_description": "AADSTS7000112: Application '8b0c024c-7823-3774-2da8-a8d8b7ed331a'(worklytics-azuread-connector) is disabled."},
+     "app", "APP_DISABLED", "AADSTS7000112"),
+    ("rootinc/laravel-azure-middleware#51",
+     {"error": "invalid_resource", "error_codes": [500011],
+      "error_description": "AADSTS500011: The resource principal named {id} was not found in the tenant named {id} This "
+                           "can happen if the application has not been installed by the administrator of the tenant or "
+                           "consented to by any user in the tenant." + _T},
+     "app", "TENANT_NOT_FOUND", "AADSTS500011"),
+    ("nais/device#45",
+     {"error": "invalid_grant", "error_codes": [70043], "suberror": "token_expired",
+      "error_description": "AADSTS70043: The refresh token has expired or is invalid due to sign-in frequency checks by "
+                           "conditional access. The token was issued on 2020-06-03T07:09:26.9675714Z and the maximum "
+                           "allowed lifetime for this request is 82800." + _T},
+     "modern", "SERVICE_UNAVAILABLE", "AADSTS70043"),
+    ("blobfile/blobfile#93",
+     {"error": "invalid_grant",
+      "error_description": "AADSTS700082: The refresh token has expired due to inactivity."},
+     "modern", "SERVICE_UNAVAILABLE", "AADSTS700082"),
+    ("microsoft/azuredatastudio#22853 (50173 as the PR quotes it)",
+     {"error": "invalid_grant", "error_codes": [50173],
+      "error_description": "AADSTS50173: The provided grant has expired due to it being revoked, and a fresh auth token "
+                           "is needed." + _T},
+     "modern", "SERVICE_UNAVAILABLE", "AADSTS50173"),
+]
+
+
+@pytest.mark.parametrize("source, body, path, message_id, code", REAL_BODIES, ids=[r[0] for r in REAL_BODIES])
+def test_real_error_bodies(source, body, path, message_id, code):
+    from shared.adapters.entra_sign_in import entra_error_fields
+
+    fields = entra_error_fields(body)
+    assert fields["error_code"] == code, source
+    diagnosis = classify(Signal(fields["error_code"], 400, path, ca_challenge=fields["ca_challenge"]),
+                         params={**PARAMS, "description": fields["error_description"]})
+    assert diagnosis.message_id == message_id, source
+    assert f"{code}: {code}" not in (diagnosis.cause or "") and "Trace ID" not in (diagnosis.cause or "")
+
+
+@pytest.mark.parametrize("claims, named", [
+    # Learn "Developer guidance for Conditional Access" (MicrosoftDocs, the older form): polids
+    ('{"access_token":{"polids":{"essential":true,"Values":["<GUID>"]}}}', True),
+    # the form the simulator and current tenants send: capolids
+    ('{"access_token":{"capolids":{"essential":true,"values":["7c1ee8ab-aa01-4b3e-9ce5-0e1e1b8b2a11"]}}}', True),
+    ('{"access_token":{"nbf":{"essential":true,"value":"1602528342"}}}', False),   # a CAE claims challenge
+    (None, False),
+])
+def test_claims_forms_that_name_a_policy(claims, named):
+    from shared.adapters.entra_sign_in import entra_error_fields
+
+    body = {"error": "invalid_grant", "error_codes": [50076], "claims": claims,
+            "error_description": "AADSTS50076: Due to a configuration change made by your administrator, or because "
+                                 "you moved to a new location, you must use multi-factor authentication to access "
+                                 "'00000003-0000-0000-c000-000000000000'." + _T}
+    fields = entra_error_fields(body)
+    assert fields["ca_challenge"] is named
+    variant = classify(Signal("AADSTS50076", 400, "modern", ca_challenge=fields["ca_challenge"]), params=PARAMS).variant
+    assert variant == ("conditionalAccess" if named else "perUser")
