@@ -12,9 +12,9 @@ from urllib.parse import urlsplit
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
-from shared.contract.base import MalformedJson, RequestModel, field_errors, parse_body
-from shared.contract.problems import (INTERNAL, INVALID_PATH, MALFORMED_JSON, UNSUPPORTED_MEDIA, ProblemType,
-                                      problem_for)
+from shared.contract.base import BodyTooLarge, MalformedJson, RequestModel, check_limits, field_errors, parse_body
+from shared.contract.problems import (INTERNAL, INVALID_PATH, MALFORMED_JSON, PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA,
+                                      ProblemType, problem_for)
 from shared.contract.routes import BY_ID
 from shared.domain import errors
 
@@ -34,13 +34,13 @@ class BadRequest(Exception):
 def correlation_id(req: func.HttpRequest) -> str:
     """The caller's ``x-correlation-id`` if it is sane, else a new one."""
     given = req.headers.get("x-correlation-id", "")
-    return given if _CID.match(given) else str(uuid.uuid4())
+    return given if _CID.fullmatch(given) else str(uuid.uuid4())
 
 
 def body(req: func.HttpRequest, model: type[M], *, optional: bool = False) -> M | None:
     """The request body parsed by ``model`` (415 for another media type, 400 when it is not JSON,
     422 naming every field that breaks a rule). An optional body may be left out (None)."""
-    raw = req.get_body() or b""
+    raw = raw_body(req)
     if optional and not raw.strip():
         return None
     ctype = (req.headers.get("content-type") or "application/json").split(";")[0].strip().lower()
@@ -50,6 +50,19 @@ def body(req: func.HttpRequest, model: type[M], *, optional: bool = False) -> M 
         return parse_body(model, raw or b"null")
     except MalformedJson as exc:
         raise BadRequest(MALFORMED_JSON, f"The body is not valid JSON ({exc}).") from exc
+
+
+def raw_body(req: func.HttpRequest) -> bytes:
+    """The request body within the contract's limits (:func:`shared.contract.base.check_limits`):
+    413 past the size limit, 400 past the depth or number limits."""
+    raw = req.get_body() or b""
+    try:
+        check_limits(raw)
+    except BodyTooLarge as exc:
+        raise BadRequest(PAYLOAD_TOO_LARGE, str(exc)) from exc
+    except MalformedJson as exc:
+        raise BadRequest(MALFORMED_JSON, f"The body is not accepted JSON ({exc}).") from exc
+    return raw
 
 
 def query(req: func.HttpRequest, model: type[M]) -> M:
@@ -67,7 +80,7 @@ def tenant_id(req: func.HttpRequest) -> str:
 def path_id(req: func.HttpRequest, name: str) -> str:
     """A GUID from the route (lowercase); 404 when it is not one."""
     value = req.route_params.get(name, "")
-    if not _GUID.match(value):
+    if not _GUID.fullmatch(value):
         raise BadRequest(INVALID_PATH, f"{name} must be a GUID.")
     return value.lower()
 

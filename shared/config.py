@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -65,6 +66,13 @@ SETTINGS: tuple[Setting, ...] = (
             "Scheduled revalidation releases its work messages evenly over this many minutes.", "60"),
     Setting("WEBHOOK_REPLAY_WINDOW_SECONDS", "Accepted age of a signed webhook's timestamp.", "300"),
     Setting("POOL_LEASE_SECONDS", "Default lease time of an account-pool member.", "300"),
+    Setting("VALIDATION_DEADLINE_SECONDS",
+            "Overall deadline of one Validation Test, shared by all its upstream and Key Vault calls; past it "
+            "the outcome is SERVICE_UNAVAILABLE with the steps reached.", "25"),
+    Setting("WEBHOOK_PORTALS",
+            "Portals allowed to send signed webhooks and the tenants each may act for: "
+            "'portal=tenantId|tenantId;other=*' ('*': every tenant). Any other portal is refused "
+            "without a Key Vault read; empty: none."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -102,6 +110,25 @@ def parse_cidrs(raw: str, *, setting: str = "RESERVED_IP_RANGES") -> tuple[str, 
     return tuple(ranges)
 
 
+_PORTAL = re.compile(r"[A-Za-z0-9-]{1,64}")
+_TENANT = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def parse_portals(raw: str, *, setting: str = "WEBHOOK_PORTALS") -> dict[str, frozenset[str] | None]:
+    """``portal=tenant|tenant;other=*`` → ``{"portal": frozenset({...}), "other": None}``."""
+    portals: dict[str, frozenset[str] | None] = {}
+    for entry in (e.strip() for e in raw.split(";")):
+        if not entry:
+            continue
+        portal, sep, tenants = (p.strip() for p in entry.partition("="))
+        ids = [t.strip() for t in tenants.split("|") if t.strip()]
+        if not sep or not _PORTAL.fullmatch(portal) or not ids or \
+                not (ids == ["*"] or all(_TENANT.fullmatch(t) for t in ids)):
+            raise ConfigurationError(f"{setting}: {entry!r} is not portal=tenantId|tenantId or portal=*")
+        portals[portal] = None if ids == ["*"] else frozenset(t.lower() for t in ids)
+    return portals
+
+
 #: The local cloud's egress ranges when none are configured (documentation ranges, RFC 5737).
 LOCAL_RESERVED_IP_RANGES = "203.0.113.0/28,198.51.100.16/29"
 
@@ -136,6 +163,9 @@ class Settings:
     revalidation_spread_minutes: int = 60
     webhook_replay_window_seconds: int = 300
     pool_lease_seconds: int = 300
+    validation_deadline: float = 25.0
+    #: portal id → the tenants it may act for (None: every tenant).
+    webhook_portals: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -169,4 +199,6 @@ class Settings:
             revalidation_spread_minutes=_int(env, "REVALIDATION_SPREAD_MINUTES"),
             webhook_replay_window_seconds=_int(env, "WEBHOOK_REPLAY_WINDOW_SECONDS"),
             pool_lease_seconds=_int(env, "POOL_LEASE_SECONDS"),
+            validation_deadline=float(_int(env, "VALIDATION_DEADLINE_SECONDS")),
+            webhook_portals=parse_portals(_get(env, "WEBHOOK_PORTALS") or ""),
         )

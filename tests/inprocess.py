@@ -19,7 +19,7 @@ from tests.fakes import (FakeHistory, FakeJobRepository, FakePoolRepository, Fak
 from tests.fakes_validation import FakeAccountProbe
 
 SETTINGS = Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "M365_CLOUD": "local",
-                              "KEY_VAULT_URI": "https://demo.vault.azure.net/"})
+                              "KEY_VAULT_URI": "https://demo.vault.azure.net/", "WEBHOOK_PORTALS": "p1=*"})
 
 
 @lru_cache(maxsize=1)

@@ -18,7 +18,7 @@ from azure.core.exceptions import (AzureError, HttpResponseError,
                                    ServiceResponseError)
 from azure.data.tables import TableTransactionError, UpdateMode
 
-from shared.adapters.storage import TableAdapter
+from shared.adapters.storage import TABLE_STORAGE, TableAdapter, storage_errors
 from shared.domain.errors import (DependencyUnavailable, FieldError, InvalidInput, NameConflict, PreconditionFailed,
                                   ProfileNotFound)
 from shared.domain.ports import Page, ProfileRepository
@@ -79,13 +79,26 @@ def _encode_token(token: Any) -> str | None:
     return base64.urlsafe_b64encode(json.dumps(token).encode()).decode().rstrip("=")
 
 
+_TOKEN_KEYS = ("PartitionKey", "RowKey")
+
+
+def _bad_token() -> InvalidInput:
+    return InvalidInput([FieldError("continuationToken", "format", "Not a token this API issued.")])
+
+
 def _decode_token(token: str | None) -> Any:
+    """The SDK's continuation token (``{"PartitionKey": str, "RowKey": str}``) from ours; 422 for
+    anything else (JSON that is not that object would reach the SDK and the request headers)."""
     if not token:
         return None
     try:
-        return json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except ValueError as exc:
-        raise InvalidInput([FieldError("continuationToken", "format", "Not a token this API issued.")]) from exc
+        value = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (ValueError, RecursionError) as exc:
+        raise _bad_token() from exc
+    if (not isinstance(value, dict) or not value or set(value) - set(_TOKEN_KEYS)
+            or not all(v is None or (isinstance(v, str) and v.isprintable()) for v in value.values())):
+        raise _bad_token()
+    return value
 
 
 def _unavailable(exc: AzureError) -> DependencyUnavailable:
@@ -164,14 +177,12 @@ class TableProfileRepository(TableAdapter, ProfileRepository):
                                            results_per_page=page_size).by_page(
             continuation_token=_decode_token(continuation_token))
         try:
-            items = [from_entity(e) for e in next(pager, [])]
+            with storage_errors(TABLE_STORAGE):
+                items = [from_entity(e) for e in next(pager, [])]
         except HttpResponseError as exc:
             if exc.status_code == 400 and continuation_token:
-                raise InvalidInput([FieldError("continuationToken", "format",
-                                               "Not a token this API issued.")]) from exc
+                raise _bad_token() from exc
             raise
-        except (ServiceRequestError, ServiceResponseError) as exc:
-            raise _unavailable(exc) from exc
         return Page(items, _encode_token(pager.continuation_token))
 
     def list_every_tenant(self):

@@ -7,6 +7,7 @@ constraints run on Python's ``re``, the engine JSON Schema validators use here a
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
@@ -114,10 +115,46 @@ class MalformedJson(ValueError):
     """The body is not JSON at all (400, not 422)."""
 
 
+class BodyTooLarge(ValueError):
+    """The body is longer than :data:`MAX_BODY_BYTES` (413)."""
+
+
+#: The limits every request body is held to, in one place (webhooks included): its size, the
+#: nesting depth of its JSON and the digits of one number. Every body the contract accepts is far
+#: below them (the largest, a pool of 500 members or a job of 1,000 ids, is under 64 KiB).
+MAX_BODY_BYTES = 256 * 1024
+MAX_DEPTH = 16
+MAX_NUMBER_DIGITS = 20
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_LONG_NUMBER = re.compile(rb"[0-9]{%d,}" % (MAX_NUMBER_DIGITS + 1))
+_DEPTH = bytes.maketrans(b"[{]}\x01\x02", b"\x01\x01\x02\x02\x00\x00")
+_NOT_DEPTH = bytes(b for b in range(256) if b not in (1, 2))
+
+
+def check_limits(raw: bytes | str) -> None:
+    """Refuse a body past :data:`MAX_BODY_BYTES` (:class:`BodyTooLarge`), nested deeper than
+    :data:`MAX_DEPTH` or with a number of more than :data:`MAX_NUMBER_DIGITS` digits
+    (:class:`MalformedJson`), before any parser or signature check spends time on it."""
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    if len(data) > MAX_BODY_BYTES:
+        raise BodyTooLarge(f"The body has {len(data)} bytes; at most {MAX_BODY_BYTES} are accepted.")
+    outside = _STRING.sub(b'""', data)
+    if _LONG_NUMBER.search(outside):
+        raise MalformedJson(f"A number has more than {MAX_NUMBER_DIGITS} digits.")
+    depth = 0
+    for mark in outside.translate(_DEPTH).translate(None, _NOT_DEPTH):
+        depth += 1 if mark == 1 else -1
+        if depth > MAX_DEPTH:
+            raise MalformedJson(f"The JSON is nested more than {MAX_DEPTH} levels deep.")
+
+
 def parse_body(model: type[M], raw: bytes | str) -> M:
     """Parse a JSON body into ``model`` or raise :class:`InvalidInput` listing every violated
     field rule and cross-field rule at once (:class:`MalformedJson` when it is not JSON). No input
-    reaches a 500: bad UTF-8, huge numbers and deep nesting are refused by pydantic's JSON parser."""
+    reaches a 500: the size, depth and number limits (:func:`check_limits`) come first, and bad
+    UTF-8 is refused by pydantic's JSON parser."""
+    check_limits(raw)
     try:
         value = model.model_validate_json(raw, strict=True)
         errors: list[FieldError] = []

@@ -39,9 +39,10 @@ PROBLEMS: dict[type[BaseException], ProblemType] = {
 }
 MALFORMED_JSON = ProblemType("malformed-json", 400, "The body is not valid JSON")
 UNSUPPORTED_MEDIA = ProblemType("unsupported-media-type", 415, "Send application/json")
+PAYLOAD_TOO_LARGE = ProblemType("payload-too-large", 413, "The body is too large")
 INVALID_PATH = ProblemType("invalid-path", 404, "Not found")
 INTERNAL = ProblemType("internal", 500, "Internal error")
-ALL_PROBLEM_TYPES = sorted({p.slug: p for p in [*PROBLEMS.values(), MALFORMED_JSON, UNSUPPORTED_MEDIA,
+ALL_PROBLEM_TYPES = sorted({p.slug: p for p in [*PROBLEMS.values(), MALFORMED_JSON, UNSUPPORTED_MEDIA, PAYLOAD_TOO_LARGE,
                                                INVALID_PATH, INTERNAL]}.values(), key=lambda p: p.slug)
 
 

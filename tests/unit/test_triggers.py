@@ -158,3 +158,52 @@ def test_a_dependency_down_is_503_with_retry_after_and_nothing_written(app):
     app.secrets.down = True
     r = app.call("createProfile", body=PROFILE, tenantId=T)
     assert r.status == 503 and r.headers["Retry-After"] and app.profiles.rows == {}
+
+
+# --- issue 12: no 500 from any input; body limits from one place (shared.contract.base)
+
+@pytest.mark.parametrize("raw, status, slug", [
+    (b'{"name": "' + b"x" * (300 * 1024) + b'"}', 413, "payload-too-large"),
+    (b'{"a":' * 17 + b"1" + b"}" * 17, 400, "malformed-json"),
+    (b'{"name": 123456789012345678901}', 400, "malformed-json"),
+])
+def test_body_limits_are_problems(app, raw, status, slug):
+    for operation, params in (("createProfile", {"tenantId": T}), ("putAccountPool", {"tenantId": T}),
+                              ("adminPortalWebhook", {})):
+        r = app.call(operation, raw=raw, **params)
+        assert (r.status, r.json()["type"].rsplit("/", 1)[1]) == (status, slug), operation
+        assert r.headers["x-correlation-id"]
+
+
+@pytest.mark.parametrize("value", ["a%2Fb", "a/b", T + "\n", T + "%2F", "..", "x" * 5000])
+def test_odd_route_ids_are_404_before_storage(app, value):
+    for operation, params in (("getProfile", {"tenantId": T, "profileId": value}),
+                              ("getProfile", {"tenantId": value, "profileId": T}),
+                              ("getValidationJob", {"tenantId": T, "jobId": value}),
+                              ("releasePoolMember", {"tenantId": T, "leaseId": value})):
+        r = app.call(operation, **params)
+        assert r.status == 404 and r.json()["type"].endswith("/invalid-path"), (operation, value)
+
+
+def test_the_real_continuation_token_decoder_refuses_what_it_did_not_issue():
+    from shared.adapters.table_profile_repository import _decode_token, _encode_token
+    from shared.domain.errors import InvalidInput
+
+    good = {"PartitionKey": T, "RowKey": "r"}
+    assert _decode_token(_encode_token(good)) == good
+    for token in ("MQ", "W10", "bnVsbA", "!!!", _encode_token({"PartitionKey": {"a": 1}}),
+                  _encode_token({"PartitionKey": "a\r\nX-Evil: 1"}), _encode_token({"Other": "x"}), "e" * 4000):
+        with pytest.raises(InvalidInput):
+            _decode_token(token)
+
+
+def test_odd_webhook_headers_are_401_not_500(app):
+    for ts in ("9" * 5000, "²"):
+        r = app.call("adminPortalWebhook", raw=b"{}", headers={"x-portal-id": "p1", "x-signature-timestamp": ts,
+                                                               "x-signature": "sha256=" + "0" * 64})
+        assert r.status == 401 and r.json()["detail"] == "The request is not signed by a portal this service knows."
+
+
+def test_a_hostile_correlation_id_is_replaced(app):
+    r = app.call("getProfile", headers={"x-correlation-id": "abc\r\nSet-Cookie: x=1"}, tenantId=T, profileId=T)
+    assert "\n" not in r.headers["x-correlation-id"] and r.headers["x-correlation-id"] != "abc"
