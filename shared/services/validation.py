@@ -134,8 +134,9 @@ class ValidationService:
 
 
 def _legacy_apps_blocked(outcome: ValidationOutcome) -> bool | None:
-    """What the test learned about SharePoint's "block apps that don't use modern authentication"."""
-    if outcome.message_id == "LEGACY_AUTH_BLOCKED":
+    """What the test learned about SharePoint's "block apps that don't use modern authentication":
+    blocked, or (since 1 May 2026) the legacy sign-in retired, which blocks it for good."""
+    if outcome.message_id in ("LEGACY_AUTH_BLOCKED", "LEGACY_AUTH_RETIRED"):
         return True
     if outcome.passed and outcome.evidence.sign_in_path == LEGACY:
         return False

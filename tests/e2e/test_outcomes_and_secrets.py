@@ -104,7 +104,8 @@ def test_legacy_apps_blocked_adds_the_ghost_guest_users_limitation(api, sim, ten
         "password": APP_PW, "adminCenter": {"mode": "custom", "url": "https://northwind-admin.sharepoint.com"}}).json()
     assert "NO_GHOST_GUEST_USERS_RULE" not in p["limitations"]
     out = api.post(f"/api/tenants/{tenant}/profiles/{p['id']}/validate").json()
-    assert out["messageId"] == "LEGACY_AUTH_BLOCKED"
+    # The simulator's date is today's: after 1 May 2026 a refused wsignin1.0 is the retirement.
+    assert out["messageId"] == "LEGACY_AUTH_RETIRED"
     after = api.get(f"/api/tenants/{tenant}/profiles/{p['id']}").json()
     assert "NO_GHOST_GUEST_USERS_RULE" in after["limitations"]
     assert any("Ghost Guest Users rule" in d["text"] for d in after["limitationDetails"])
