@@ -30,6 +30,85 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def measure(stack: dict, *, profiles: int = 2000, latency: int = 100, instances: int = 1, out=print) -> dict:
+    """One job over ``profiles`` new profiles: wall time, rate, ratio to the bound, CPU per
+    validation, and the job status GET next to a profile GET once it is done."""
+    import json
+
+    from devtools.bench.stack import percentiles
+
+    api, url, control = stack["api"], stack["url"], stack["sim"].control
+    queues = stack["host_json"]["extensions"]["queues"]
+    threads_setting = json.loads(open("local.settings.sample.json").read())["Values"].get(
+        "PYTHON_THREADPOOL_THREAD_COUNT") or str(min(32, (os.cpu_count() or 1) + 4))
+    concurrency = instances * min(int(threads_setting), queues["batchSize"] + queues["newBatchThreshold"])
+    tenant = str(uuid.uuid4()) if stack.get("tenant_aliases") else TENANT
+
+    def create(i: int) -> str:
+        r = api.post(f"{url}/api/tenants/{tenant}/profiles", json={
+            "name": f"bench {uuid.uuid4().hex}", "username": "admin@contoso.onmicrosoft.com",
+            "password": "Demo-Passw0rd!"})
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    t = time.perf_counter()
+    with ThreadPoolExecutor(16) as pool:
+        ids = list(pool.map(create, range(profiles)))
+    out(f"created {len(ids)} profiles in {time.perf_counter() - t:.1f} s")
+    warm = api.post(f"{url}/api/tenants/{tenant}/profiles/{ids[0]}/validate").json()
+    assert warm["status"] == "passed", warm
+    control.clear_faults()
+    for family in ("entra", "graph"):
+        control.add_fault(family, latencyMs=latency)
+    control.clear_counters()
+
+    host_pids, azurite_pid = [h.process.pid for h in stack["hosts"]], stack["azurite"].process.pid
+    cpu_before = sum(map(_cpu_seconds, host_pids))
+    azurite_before, own_before = _cpu_seconds(azurite_pid), sum(os.times()[:2])
+    t = time.perf_counter()
+    r = api.post(f"{url}/api/tenants/{tenant}/validation-jobs", json={"profileIds": ids})
+    assert r.status_code == 202, r.text
+    enqueued = time.perf_counter() - t
+    job_url = f"{url}{r.headers['Location']}"
+    while True:
+        job = api.get(job_url).json()
+        if job["state"] in ("completed", "completedWithErrors"):
+            break
+        time.sleep(0.25)
+    wall = time.perf_counter() - t
+    cpu = sum(map(_cpu_seconds, host_pids)) - cpu_before
+    azurite_cpu, own_cpu = _cpu_seconds(azurite_pid) - azurite_before, sum(os.times()[:2]) - own_before
+    control.clear_faults()
+    counters = control.counters()
+    upstream = sum(v.get("requests", 0) for k, v in counters.items() if k.split(".")[0] in ("entra", "graph"))
+    rate = job["done"] / wall
+    bound = concurrency / (UPSTREAM_PER_VALIDATION * latency / 1000)
+    status_ms, get_ms = [], []
+    for _ in range(30):
+        t0 = time.perf_counter()
+        api.get(job_url)
+        status_ms.append((time.perf_counter() - t0) * 1000)
+        t0 = time.perf_counter()
+        api.get(f"{url}/api/tenants/{tenant}/profiles/{ids[0]}")
+        get_ms.append((time.perf_counter() - t0) * 1000)
+    status_p50, get_p50 = percentiles(status_ms)["p50"], percentiles(get_ms)["p50"]
+    out(f"job of {job['total']} profiles at {latency} ms per upstream request: {job['state']}, "
+        f"passed {job['passed']}, failed {job['failed']}, errors {job['errors']}")
+    out(f"  enqueue (202) {enqueued:.2f} s; wall time {wall:.1f} s; {rate:.1f} validations/s")
+    out(f"  upstream requests per validation {upstream / job['done']:.2f}; host CPU "
+        f"{cpu * 1000 / job['done']:.1f} ms per validation ({cpu / wall:.2f} cores busy on average)")
+    out(f"  machine: {instances} host process(es) {cpu / wall:.2f} + Azurite {azurite_cpu / wall:.2f} + simulator "
+        f"and this script {own_cpu / wall:.2f} = {(cpu + azurite_cpu + own_cpu) / wall:.2f} of {os.cpu_count()} "
+        f"cores busy")
+    out(f"  bound = concurrency {concurrency} ({instances} x min(threads, batchSize + newBatchThreshold)) / "
+        f"({UPSTREAM_PER_VALIDATION} x {latency} ms) = {bound:.1f} validations/s -> ratio {rate / bound:.2f}")
+    out(f"  job status GET p50 {status_p50:.1f} ms; profile GET p50 {get_p50:.1f} ms")
+    return {"profiles": job["total"], "wall_s": wall, "rate": rate, "ratio_to_bound": rate / bound,
+            "worker_cpu_ms_per_validation": cpu * 1000 / job["done"], "enqueue_s": enqueued,
+            "per_profile_ms": wall * 1000 / job["done"], "status_p50_ms": status_p50, "profile_get_p50_ms": get_p50,
+            "upstream_per_validation": upstream / job["done"]}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--profiles", type=int, default=2000)
@@ -38,60 +117,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="local host processes polling the queue (Function App instances after scale-out)")
     args = parser.parse_args(argv)
     with running_stack(instances=args.instances) as stack:
-        api, url, control = stack["api"], stack["url"], stack["sim"].control
-        queues = stack["host_json"]["extensions"]["queues"]
-        import json
-
-        threads_setting = json.loads(open("local.settings.sample.json").read())["Values"].get(
-            "PYTHON_THREADPOOL_THREAD_COUNT") or str(min(32, (os.cpu_count() or 1) + 4))
-        concurrency = args.instances * min(int(threads_setting), queues["batchSize"] + queues["newBatchThreshold"])
-
-        def create(i: int) -> str:
-            r = api.post(f"{url}/api/tenants/{TENANT}/profiles", json={
-                "name": f"bench {uuid.uuid4().hex}", "username": "admin@contoso.onmicrosoft.com",
-                "password": "Demo-Passw0rd!"})
-            assert r.status_code == 201, r.text
-            return r.json()["id"]
-
-        t = time.perf_counter()
-        with ThreadPoolExecutor(16) as pool:
-            ids = list(pool.map(create, range(args.profiles)))
-        print(f"created {len(ids)} profiles in {time.perf_counter() - t:.1f} s")
-        warm = api.post(f"{url}/api/tenants/{TENANT}/profiles/{ids[0]}/validate").json()
-        assert warm["status"] == "passed", warm
-        for family in ("entra", "graph"):
-            control.add_fault(family, latencyMs=args.latency)
-        control.clear_counters()
-
-        host_pids, azurite_pid = [h.process.pid for h in stack["hosts"]], stack["azurite"].process.pid
-        cpu_before = sum(map(_cpu_seconds, host_pids))
-        azurite_before, own_before = _cpu_seconds(azurite_pid), sum(os.times()[:2])
-        t = time.perf_counter()
-        r = api.post(f"{url}/api/tenants/{TENANT}/validation-jobs", json={"profileIds": ids})
-        assert r.status_code == 202, r.text
-        enqueued = time.perf_counter() - t
-        job_url = f"{url}{r.headers['Location']}"
-        while True:
-            job = api.get(job_url).json()
-            if job["state"] in ("completed", "completedWithErrors"):
-                break
-            time.sleep(0.25)
-        wall = time.perf_counter() - t
-        cpu = sum(map(_cpu_seconds, host_pids)) - cpu_before
-        azurite_cpu, own_cpu = _cpu_seconds(azurite_pid) - azurite_before, sum(os.times()[:2]) - own_before
-        counters = control.counters()
-        upstream = sum(v.get("requests", 0) for k, v in counters.items() if k.split(".")[0] in ("entra", "graph"))
-        rate = job["done"] / wall
-        bound = concurrency / (UPSTREAM_PER_VALIDATION * args.latency / 1000)
-        print(f"job of {job['total']} profiles at {args.latency} ms per upstream request: {job['state']}, "
-              f"passed {job['passed']}, failed {job['failed']}, errors {job['errors']}")
-        print(f"  enqueue (202) {enqueued:.2f} s; wall time {wall:.1f} s; {rate:.1f} validations/s")
-        print(f"  upstream requests per validation {upstream / job['done']:.2f}; host CPU "
-              f"{cpu * 1000 / job['done']:.1f} ms per validation ({cpu / wall:.2f} cores busy on average)")
-        print(f"  machine: {args.instances} host process(es) {cpu / wall:.2f} + Azurite {azurite_cpu / wall:.2f} + simulator and this script "
-              f"{own_cpu / wall:.2f} = {(cpu + azurite_cpu + own_cpu) / wall:.2f} of {os.cpu_count()} cores busy")
-        print(f"  bound = concurrency {concurrency} ({args.instances} x min(threads, batchSize + newBatchThreshold)) / ({UPSTREAM_PER_VALIDATION} x {args.latency} ms) = "
-              f"{bound:.1f} validations/s -> ratio {rate / bound:.2f}")
+        measure(stack, profiles=args.profiles, latency=args.latency, instances=args.instances)
 
 
 if __name__ == "__main__":
