@@ -101,3 +101,41 @@ def counted_services(connection_string: str, policy: CountingPolicy, **adapters:
                             queue_client(queues, names.VALIDATION_REQUESTS_QUEUE + "-poison")),
         pool=TablePoolRepository(t(names.POOL_TABLE)),
         webhook_events=TableWebhookEventLog(t(names.WEBHOOK_EVENTS_TABLE)), provision=False, **adapters), queues
+
+
+def batch_round_trips(connection_string: str, profiles: int = 20) -> tuple[Any, Any, Counter[str]]:
+    """Storage calls of ``profiles`` batch validations, worker side: a job over new profiles, its
+    fan-out expanded, then every per-profile message given to ``JobServices.process`` (fakes for Key
+    Vault and Microsoft 365, which are not storage). Returns (services, the job's summary, counts)."""
+    import uuid
+
+    from shared import names
+    from shared.adapters.storage import queue_client
+    from shared.domain.jobs import Selection
+    from shared.domain.profile import profile_input
+    from tests.fakes import FakeSecretStore
+    from tests.fakes_validation import FakeAccountProbe
+
+    policy = CountingPolicy()
+    services, queues = counted_services(connection_string, policy, secrets=FakeSecretStore(),
+                                        probe=FakeAccountProbe())
+    tenant = str(uuid.uuid4())
+    ids = [services.profiles.create_profile(tenant, profile_input({
+        "name": f"p{i}", "username": f"u{i}@contoso.onmicrosoft.com", "password": "Pw-1!"}),
+        correlation_id="c").profile.id for i in range(profiles)]
+    inbox = queue_client(queues, names.VALIDATION_REQUESTS_QUEUE)
+    inbox.clear_messages()
+    summary = services.jobs.create_job(tenant, Selection(profile_ids=tuple(ids)), correlation_id="c")
+    for m in list(inbox.receive_messages(max_messages=32)):
+        services.jobs.process(m.content)
+        inbox.delete_message(m)
+    per_profile: list = []
+    while len(per_profile) < profiles:
+        per_profile += list(inbox.receive_messages(max_messages=32))
+    policy.reset()
+    for m in per_profile:
+        services.jobs.process(m.content)
+    counts = policy.snapshot()
+    for m in per_profile:
+        inbox.delete_message(m)
+    return services, summary, counts

@@ -3,47 +3,15 @@ what ``JobServices.process`` sends for one per-profile message; the host's own r
 of the message come on top)."""
 from __future__ import annotations
 
-import uuid
-
-from devtools.bench.counting import CountingPolicy, counted_services
+from devtools.bench.counting import batch_round_trips
 from shared import names
-from shared.domain.jobs import Selection
-from shared.domain.profile import profile_input
-from tests.fakes import FakeSecretStore
-from tests.fakes_validation import FakeAccountProbe
 
 #: The round trips stated in shared/services/jobs.py (issue 13's target is 5: not met yet).
 ROUND_TRIPS_PER_VALIDATION = 6
 
 
 def run_job(connection_string: str, profiles: int):
-    policy = CountingPolicy()
-    services, queues = counted_services(connection_string, policy, secrets=FakeSecretStore(),
-                                        probe=FakeAccountProbe())
-    tenant = str(uuid.uuid4())
-    ids = [services.profiles.create_profile(tenant, profile_input({
-        "name": f"p{i}", "username": f"u{i}@contoso.onmicrosoft.com", "password": "Pw-1!"}),
-        correlation_id="c").profile.id for i in range(profiles)]
-    work = queues.get_queue_client(names.VALIDATION_REQUESTS_QUEUE)
-    work.clear_messages()
-    summary = services.jobs.create_job(tenant, Selection(profile_ids=tuple(ids)), correlation_id="c")
-    from shared.adapters.storage import queue_client
-
-    inbox = queue_client(queues, names.VALIDATION_REQUESTS_QUEUE)
-    fanout = [m for m in inbox.receive_messages(max_messages=32)]
-    for m in fanout:
-        services.jobs.process(m.content)
-        inbox.delete_message(m)
-    per_profile = []
-    while len(per_profile) < profiles:
-        per_profile += list(inbox.receive_messages(max_messages=32))
-    policy.reset()
-    for m in per_profile:
-        services.jobs.process(m.content)
-    counts = policy.snapshot()
-    for m in per_profile:
-        inbox.delete_message(m)
-    return services, summary, counts
+    return batch_round_trips(connection_string, profiles)
 
 
 def test_a_batch_validation_costs_the_stated_minimum_of_storage_round_trips(storage_connection_string):
