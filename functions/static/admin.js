@@ -14,7 +14,7 @@ const FIELD_IDS = {name: "name", description: "description", mfaEnabled: "mfaEna
 const $ = (id) => document.getElementById(id);
 const state = {
   key: "", texts: {messages: {}, limitations: {}}, profiles: [], next: null, current: null,
-  defaultAdminUrl: null, jobTimer: null,
+  defaultAdminUrl: null, jobTimer: null, loadedTenant: null, listRequest: 0, poolRequest: 0,
 };
 
 // ---------------------------------------------------------------- key and API
@@ -148,7 +148,9 @@ async function loadProfiles({append = false} = {}) {
   if ($("kindFilter").value) params.set("kind", $("kindFilter").value);
   if ($("statusFilter").value) params.set("lastStatus", $("statusFilter").value);
   if (append && state.next) params.set("continuationToken", state.next);
+  const request = ++state.listRequest;
   const res = await api(`/tenants/${tenant()}/profiles?${params}`);
+  if (request !== state.listRequest) return;  // a newer list (another tenant or filter) was asked for
   if (!append) state.profiles = [];
   if (res.status !== 200) {
     state.next = null;
@@ -190,13 +192,20 @@ function formBody() {
                 username: $("username").value.trim(),
                 adminCenter: {mode: mode(), url: mode() === "custom" ? $("url").value.trim() : null}};
   if ($("password").value) body.password = $("password").value;
+  if (!state.current) {  // a new profile: a blank field is a missing one (the API says "Enter ...")
+    if (!body.name.trim()) delete body.name;
+    if (!body.username) delete body.username;
+  }
   return body;
 }
 
 function refreshForm() {
   const mfa = $("mfaEnabled").checked;
   const cur = state.current;
-  $("mfaLimitations").hidden = !mfa;
+  // Ticked: the spec's list of MFA limitations; a saved MFA profile shows its own list instead.
+  const own = cur && cur.kind === "mfa" && (cur.limitationDetails || []).length;
+  $("mfaLimitations").hidden = !mfa || !!own;
+  $("profileLimitations").hidden = !mfa || !own;
   $("conversionNote").hidden = !(cur && cur.kind === "mfa" && !mfa);
   $("usernameMfaNote").hidden = !mfa;
   $("passwordLabel").textContent = mfa ? "Password (app password)" : "Password";
@@ -281,9 +290,9 @@ function showOutcome(o) {
 
 function showProfileLimitations(p) {
   const box = $("profileLimitations");
+  box.hidden = true;
   box.replaceChildren();
   const details = (p && p.limitationDetails) || [];
-  box.hidden = !details.length;
   if (details.length) {
     box.append(el("p", {text: "Limitations of this profile:"}), el("ul", {}, ...details.map((l) => el("li", {text: l.text}))));
   }
@@ -458,7 +467,9 @@ let poolMembers = [];
 
 async function loadPool() {
   $("poolErrors").textContent = "";
+  const request = ++state.poolRequest;
   const res = await api(`/tenants/${tenant()}/account-pool`);
+  if (request !== state.poolRequest) return;
   const tbody = document.querySelector("#pool tbody");
   tbody.replaceChildren();
   if (res.status !== 200) { $("poolErrors").textContent = problemText(res); poolMembers = []; return; }
@@ -517,6 +528,8 @@ async function loadTexts() {
 }
 
 function reloadTenant() {
+  if (tenant() === state.loadedTenant) return;
+  state.loadedTenant = tenant();
   state.defaultAdminUrl = null;
   edit(null);
   loadProfiles();
@@ -528,6 +541,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("keyForm").addEventListener("submit", () => {
     sessionStorage.setItem(KEY_STORAGE, $("keyInput").value);
     state.key = $("keyInput").value;
+    state.loadedTenant = null;
     reloadTenant();
   });
   $("changeKey").addEventListener("click", () => askKey(""));
@@ -552,6 +566,5 @@ document.addEventListener("DOMContentLoaded", async () => {
   await loadTexts();
   edit(null);
   if (!state.key) { askKey(""); return; }
-  loadProfiles();
-  loadPool();
+  reloadTenant();
 });
