@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test install bench clean
+.PHONY: run test test-reliability install bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ run: install
 ## The whole test suite (starts its own Azurite and simulator on free ports)
 test: install
 	$(PY) -m pytest $(ARGS)
+
+## Reliability (issue 12): hostile bodies and headers, upstream bounds, deadlines (also in `make test`)
+test-reliability: install
+	$(PY) -m pytest tests/reliability tests/unit/test_webhooks.py tests/unit/test_triggers.py $(ARGS)
 
 ## Benchmarks (print figures; see devtools/bench/)
 bench: install

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import requests
+from azure.core.exceptions import AzureError
 from requests.adapters import HTTPAdapter
 
 from shared.cloud import CloudEndpoints, endpoints_for, is_mapped
@@ -71,11 +72,31 @@ def build_session(settings: Settings, *, pool_maxsize: int = 32) -> requests.Ses
     return session
 
 
+class DeadlinePassed(AzureError):
+    """Raised by the app's Azure SDK transport once the open deadline has passed; not a
+    ``ServiceRequestError``, so the SDK's retry policy does not retry it, and adapters map it as
+    "unavailable" like any other :class:`AzureError`."""
+
+
 def build_transport(settings: Settings, session: requests.Session | None = None):
-    """An azure-core transport over :func:`build_session` (Key Vault, azure-identity)."""
+    """An azure-core transport over :func:`build_session` (Key Vault, azure-identity) that keeps
+    to the open Validation Test deadline (:func:`shared.domain.validation_test.deadline`)."""
     from azure.core.pipeline.transport import RequestsTransport
 
-    return RequestsTransport(session=session or build_session(settings), session_owner=False,
+    class DeadlineTransport(RequestsTransport):
+        def send(self, request, **kwargs):  # noqa: D102
+            from shared.domain.validation_test import time_left
+
+            left = time_left()
+            if left is not None:
+                if left <= 0:  # not a ServiceRequestError: the SDK's retry policy must not retry it
+                    raise DeadlinePassed("the Validation Test's deadline has passed")
+                for name, default in (("connection_timeout", self.connection_config.timeout),
+                                      ("read_timeout", self.connection_config.read_timeout)):
+                    kwargs[name] = min(kwargs.get(name) or default, left)
+            return super().send(request, **kwargs)
+
+    return DeadlineTransport(session=session or build_session(settings), session_owner=False,
                              connection_verify=(session.verify if session else None) or True)
 
 

@@ -18,6 +18,7 @@ import http.cookiejar
 import json
 import logging
 import re
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -28,10 +29,24 @@ from urllib.parse import urlsplit
 import requests
 
 from shared.domain.probes import CONNECTION_ERROR, DNS_FAILURE, TIMEOUT, TLS_ERROR, ProbeResult
+from shared.domain.validation_test import time_left
 
 logger = logging.getLogger(__name__)
 
 _BODY_KEPT = 8192
+#: Largest upstream answer read (decoded); every real one (token, STS envelope, memberOf page) is
+#: a few KiB. Past it, or past the deadline while it trickles in, the step fails as a transport error.
+MAX_RESPONSE_BYTES = 1024 * 1024
+_CHUNK = 64 * 1024
+
+
+class DeadlineExceeded(requests.Timeout):
+    """The Validation Test's deadline passed before or while this request ran."""
+
+
+class HostileResponse(requests.ConnectionError):
+    """An answer this service will not parse: too large, or XML that declares a DTD (SOAP forbids
+    them; without one no entity can be expanded, so no billion laughs)."""
 
 #: Reads an upstream's error body into :meth:`Exchange.failed` keywords (``{}``: not its format).
 ErrorFields = Callable[[str], Mapping[str, Any]]
@@ -79,8 +94,13 @@ class Exchange:
         :param error_fields: the upstream's error-body reader, for a library that raises on an
             error answer (msal on a failed discovery) instead of returning it.
         """
+        if isinstance(exc, DeadlineExceeded):
+            return self.failed(TIMEOUT, "the Validation Test's deadline passed", http_status=None, retry_after=None)
         if isinstance(exc, requests.Timeout):
             return self.failed(TIMEOUT, "no answer within the timeout", http_status=None, retry_after=None)
+        if isinstance(exc, HostileResponse):
+            return self.failed(CONNECTION_ERROR, f"the answer was refused: {exc}", http_status=None,
+                               retry_after=None)
         if isinstance(exc, requests.exceptions.SSLError):
             return self.failed(TLS_ERROR, "the TLS handshake failed", http_status=None, retry_after=None)
         if isinstance(exc, requests.ConnectionError):
@@ -175,9 +195,16 @@ class UpstreamHttp:
             record.requests += 1
             record.step = step or record.default_step
             record.status, record.headers, record.error_body = None, {}, None
-        kwargs.setdefault("timeout", self.timeout)
+        budget = self.timeout
+        left = time_left()
+        if left is not None:
+            if left <= 0:
+                raise DeadlineExceeded("the Validation Test's deadline has passed")
+            budget = min(budget, left)
+        kwargs["timeout"] = min(kwargs.get("timeout") or budget, budget)
         kwargs.setdefault("allow_redirects", False)
-        response = self.session.request(method, url, headers=headers, **kwargs)
+        response = self.session.request(method, url, headers=headers, stream=True, **kwargs)
+        _read_bounded(response, until=time.monotonic() + budget)
         if record is not None:
             record.status, record.headers = response.status_code, response.headers
             if response.status_code >= 400:
@@ -185,6 +212,38 @@ class UpstreamHttp:
         logger.debug("%s %s%s -> %s", method, urlsplit(url).netloc, urlsplit(url).path, response.status_code,
                      extra={"correlation_id": record.correlation_id if record else None})
         return response
+
+
+def _read_bounded(response: requests.Response, *, until: float) -> None:
+    """Read the streamed body into ``response`` (so ``.text``/``.json()`` work) within
+    :data:`MAX_RESPONSE_BYTES` and by ``until`` (monotonic): a slow-loris answer that sends a byte
+    a second ends at the deadline, not at the per-read timeout times its length."""
+    chunks, size = [], 0
+    try:
+        while True:
+            chunk = response.raw.read1(_CHUNK, decode_content=True)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > MAX_RESPONSE_BYTES:
+                raise HostileResponse(f"the answer is larger than {MAX_RESPONSE_BYTES} bytes")
+            if time.monotonic() > until:
+                raise DeadlineExceeded("the answer was still arriving at the deadline")
+            chunks.append(chunk)
+    except (DeadlineExceeded, HostileResponse):
+        response.close()
+        raise
+    except Exception as exc:  # noqa: BLE001 - urllib3's read errors, as requests maps them
+        response.close()
+        if "timed out" in str(exc).lower():
+            raise requests.Timeout(str(exc)) from exc
+        raise requests.ConnectionError(str(exc)) from exc
+    body = b"".join(chunks)
+    head = body[:4096].lstrip().lower()
+    if head.startswith(b"<") and (b"<!doctype" in body[:65536].lower() or b"<!entity" in body[:65536].lower()):
+        raise HostileResponse("the XML answer declares a DTD")
+    response._content = body  # noqa: SLF001 - requests' own cache of a read body
+    response._content_consumed = True  # noqa: SLF001
 
 
 def _cookieless_view(shared: requests.Session) -> requests.Session:

@@ -25,11 +25,13 @@ exception text and never in the outcome (texts are scrubbed of it as a last line
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import replace
-from typing import Callable
+from typing import Callable, Iterator
 
 from shared.domain.probes import AccountProbe, Grant, ProbeResult
 from shared.domain.troubleshooting import Diagnosis, Signal, classify
@@ -39,6 +41,38 @@ from shared.domain.validation import (
     password_shape, user_role, utc_now)
 
 logger = logging.getLogger(__name__)
+
+#: Overall deadline (seconds) of one Validation Test when its caller opened none
+#: (``VALIDATION_DEADLINE_SECONDS``'s default).
+DEFAULT_DEADLINE_SECONDS = 25.0
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("validation_deadline", default=None)
+
+
+@contextmanager
+def deadline(seconds: float, *, timer: Callable[[], float] = time.monotonic) -> Iterator[None]:
+    """One overall deadline for everything run in this block in this context: every upstream
+    request (:class:`~shared.adapters.upstream_http.UpstreamHttp`) and every Azure SDK call on the
+    app's transport (Key Vault, the identity) gets at most the time left, and none starts once it
+    has passed. A deadline already open and sooner stays (an outer caller's budget wins)."""
+    current = _DEADLINE.get()
+    end = timer() + seconds
+    token = _DEADLINE.set(end if current is None else min(current, end))
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def time_left(*, timer: Callable[[], float] = time.monotonic) -> float | None:
+    """Seconds left before the open deadline (≤ 0: passed); None when none is open."""
+    end = _DEADLINE.get()
+    return None if end is None else end - timer()
+
+
+def _fits(seconds: float) -> bool:
+    left = time_left()
+    return left is None or left > seconds
+
 
 #: Longest ``Retry-After`` (seconds) a synchronous Validation Test waits for before one retry.
 MAX_INLINE_WAIT = 2.0
@@ -51,7 +85,8 @@ def run_validation_test(form: ValidationForm, *, probe: AccountProbe,
                         reserved_ip_ranges: tuple[str, ...], correlation_id: str,
                         clock: Callable = utc_now, timer: Callable[[], float] = time.monotonic,
                         sleep: Callable[[float], None] = time.sleep,
-                        max_inline_wait: float = MAX_INLINE_WAIT) -> ValidationOutcome:
+                        max_inline_wait: float = MAX_INLINE_WAIT,
+                        deadline_seconds: float = DEFAULT_DEADLINE_SECONDS) -> ValidationOutcome:
     """Run the Validation Test for ``form``.
 
     :param ValidationForm form: tenant, username, password (app password when MFA is on), MFA
@@ -64,6 +99,9 @@ def run_validation_test(form: ValidationForm, *, probe: AccountProbe,
     :param sleep: waits for a short ``Retry-After``.
     :param float max_inline_wait: longest ``Retry-After`` waited for here (0: never wait, as a
         queue worker that re-queues with the delay would).
+    :param float deadline_seconds: the test's overall :func:`deadline` (a sooner one the caller
+        opened, e.g. around its Key Vault read, stays); past it the step answers ``TIMEOUT``:
+        ``SERVICE_UNAVAILABLE`` with the step reached.
     :return: :class:`ValidationOutcome` with ``status`` ``passed`` | ``failed`` | ``error``,
         ``messageId`` (None when passed), ``message``, ``solutionsIntro``, ``solutions``,
         ``cause``, ``userRole`` (``Global Administrator`` | ``SharePoint Administrator`` |
@@ -73,7 +111,8 @@ def run_validation_test(form: ValidationForm, *, probe: AccountProbe,
         ``errorCode``, ``upstreamRequests``), ``limitations``, ``testedAt``, ``durationMs``.
     """
     run = _Run(form, probe, reserved_ip_ranges, correlation_id, clock(), timer, sleep, max_inline_wait)
-    outcome = run.execute()
+    with deadline(deadline_seconds):
+        outcome = run.execute()
     logger.info("validation test %s", outcome.status, extra={
         "correlation_id": correlation_id, "tenant_id": form.tenant_id, "status": outcome.status,
         "message_id": outcome.message_id, "sign_in_path": outcome.evidence.sign_in_path,
@@ -146,7 +185,7 @@ class _Run:
         self.requests += result.requests
         wait = result.retry_after
         if (not result.ok and result.http_status in _RETRYABLE and wait is not None
-                and 0 <= wait <= self.max_inline_wait):
+                and 0 <= wait <= self.max_inline_wait and _fits(wait + 1)):
             logger.info("upstream %s answered %s; retrying once after %.1f s", result.step,
                         result.http_status, wait, extra={"correlation_id": self.correlation_id})
             self.sleep(wait)
