@@ -259,7 +259,8 @@ function showOutcome(o) {
   const box = $("outcome");
   box.replaceChildren();
   box.className = o.status;
-  $("roleRow").hidden = false;
+  // The User Role after a test: shown when the test got that far (blank with the note for MFA).
+  $("roleRow").hidden = o.status !== "passed" && !o.userRole && !o.userRoleNote;
   $("userRole").value = o.userRole || "";
   $("userRoleNote").textContent = o.userRoleNote || "";
   if (o.status === "passed") {
@@ -277,7 +278,7 @@ function showOutcome(o) {
     }
   }
   const ev = o.evidence || {};
-  const facts = [["AADSTS code", ev.aadstsCode], ["Error code", ev.errorCode], ["HTTP status", ev.httpStatus],
+  const facts = [["AADSTS code", ev.aadstsCode], ["Error code", ev.errorCode !== ev.aadstsCode ? ev.errorCode : null], ["HTTP status", ev.httpStatus],
                  ["Step", ev.step], ["Correlation ID", ev.correlationId], ["Trace ID", ev.traceId],
                  ["Retry after (s)", ev.retryAfterSeconds], ["Requests to Microsoft 365", ev.upstreamRequests]]
     .filter(([, v]) => v !== null && v !== undefined && v !== "");
