@@ -166,7 +166,8 @@ def bootstrap(settings: Settings, *, profiles: ProfileRepository | None = None, 
         storage.provision()
 
     profile_services = ProfileServices(profiles, secrets, endpoints_for(settings.cloud), clock)
-    validation = ValidationService(profiles, secrets, history, publisher, probe, settings.reserved_ip_ranges)
+    validation = ValidationService(profiles, secrets, history, publisher, probe, settings.reserved_ip_ranges,
+                                   deadline_seconds=settings.validation_deadline)
     job_services = JobServices(jobs, profiles, validation, work, clock,
                                revalidation_max_age_hours=settings.revalidation_max_age_hours,
                                revalidation_spread_seconds=settings.revalidation_spread_minutes * 60)

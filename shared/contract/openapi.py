@@ -67,10 +67,11 @@ def _operation(op: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
         if answer.headers:
             response["headers"] = {h: {"schema": {"type": "string"}} for h in answer.headers}
         out["responses"][str(status)] = response
-    for status in op.problems:
+    problems = op.problems + ((413,) if op.body is not None and 413 not in op.problems else ())
+    for status in problems:
         described = op.answers.get(status)
         problem = {"description": "Problem (RFC 9457)", "content": {PROBLEM_MEDIA: {"schema": _ref(Problem)}}}
-        if status == 503:
+        if status in (429, 503):
             problem["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
         if described is None:
             out["responses"][str(status)] = problem

@@ -34,7 +34,9 @@ PROBLEMS: dict[type[BaseException], ProblemType] = {
     errors.PreconditionFailed: ProblemType("precondition-failed", 412, "The profile was changed by someone else"),
     errors.DependencyUnavailable: ProblemType("dependency-unavailable", 503, "A dependency is unavailable"),
     errors.Unauthorized: ProblemType("unauthorized", 401, "Unauthorized"),
-    PoolExhausted: ProblemType("pool-exhausted", 503, "No account-pool member is free"),
+    # A client condition, not a server fault: every member is leased or resting, come back after
+    # Retry-After (429, so that monitoring does not count a busy pool as an outage).
+    PoolExhausted: ProblemType("pool-exhausted", 429, "No account-pool member is free"),
     ConfigurationError: ProblemType("configuration", 500, "The service is misconfigured"),
 }
 MALFORMED_JSON = ProblemType("malformed-json", 400, "The body is not valid JSON")

@@ -20,7 +20,7 @@ from shared.domain.ports import OutcomePublisher, ProfileRepository, SecretStore
 from shared.domain.probes import AccountProbe
 from shared.domain.profile import LastValidation, Password, ServiceAccountProfile
 from shared.domain.validation import LEGACY, ValidationForm, ValidationOutcome
-from shared.domain.validation_test import MAX_INLINE_WAIT, run_validation_test
+from shared.domain.validation_test import DEFAULT_DEADLINE_SECONDS, MAX_INLINE_WAIT, deadline, run_validation_test
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +45,14 @@ class ValidationService:
     publisher: OutcomePublisher
     probe: AccountProbe
     reserved_ip_ranges: tuple[str, ...]
+    #: One overall deadline per test, shared by its Key Vault read and every upstream request.
+    deadline_seconds: float = DEFAULT_DEADLINE_SECONDS
 
     # -- the HTTP use cases ---------------------------------------------------------------------
     def test_form(self, form: ValidationForm, *, correlation_id: str) -> ValidationOutcome:
         """The Validation Test of unsaved form values: the password is used for this sign-in only."""
         return run_validation_test(form, probe=self.probe, reserved_ip_ranges=self.reserved_ip_ranges,
-                                   correlation_id=correlation_id)
+                                   correlation_id=correlation_id, deadline_seconds=self.deadline_seconds)
 
     def validate_saved_profile(self, tenant_id: str, profile_id: str, *,
                                correlation_id: str) -> tuple[ValidationOutcome, ValidationRecord]:
@@ -74,13 +76,15 @@ class ValidationService:
     # -- steps, also used by the queue worker ---------------------------------------------------
     def run(self, profile: ServiceAccountProfile, *, correlation_id: str,
             max_inline_wait: float = MAX_INLINE_WAIT) -> ValidationOutcome:
-        """The Validation Test of a saved profile (one Key Vault read), without storing anything."""
-        password = self.secrets.get_secret(profile.secret) if profile.secret else Password("")
-        return run_validation_test(
-            ValidationForm(tenant_id=profile.tenant_id, username=profile.username, password=password,
-                           mfa_enabled=profile.mfa_enabled, admin_center=profile.admin_center),
-            probe=self.probe, reserved_ip_ranges=self.reserved_ip_ranges, correlation_id=correlation_id,
-            max_inline_wait=max_inline_wait)
+        """The Validation Test of a saved profile (one Key Vault read), without storing anything.
+        The Key Vault read counts against the test's deadline."""
+        with deadline(self.deadline_seconds):
+            password = self.secrets.get_secret(profile.secret) if profile.secret else Password("")
+            return run_validation_test(
+                ValidationForm(tenant_id=profile.tenant_id, username=profile.username, password=password,
+                               mfa_enabled=profile.mfa_enabled, admin_center=profile.admin_center),
+                probe=self.probe, reserved_ip_ranges=self.reserved_ip_ranges, correlation_id=correlation_id,
+                max_inline_wait=max_inline_wait, deadline_seconds=self.deadline_seconds)
 
     def store(self, profile: ServiceAccountProfile, outcome: ValidationOutcome, *, correlation_id: str,
               reason: str, job_id: str | None = None, publish: Publish = Publish.ALWAYS,

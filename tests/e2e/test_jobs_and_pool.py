@@ -169,7 +169,7 @@ def test_twenty_concurrent_leases_over_five_members_never_double_lease(api, tena
     granted = [a.json() for a in answers if a.status_code == 201]
     refused = [a for a in answers if a.status_code != 201]
     assert sorted(g["profileId"] for g in granted) == sorted(members)
-    assert all(a.status_code == 503 and int(a.headers["Retry-After"]) > 0 for a in refused) and len(refused) == 15
+    assert all(a.status_code == 429 and int(a.headers["Retry-After"]) > 0 for a in refused) and len(refused) == 15
     assert all("password" not in json.dumps(g).lower() and g["secretRef"]["name"] for g in granted)
 
     rest = granted[0]
@@ -181,7 +181,7 @@ def test_twenty_concurrent_leases_over_five_members_never_double_lease(api, tena
     assert pool_state[rest["profileId"]]["resting"] and pool_state[rest["profileId"]]["throttleReports"] == 1
     next_four = {api.post(f"/api/tenants/{tenant}/account-pool/leases").json()["profileId"] for _ in range(4)}
     assert rest["profileId"] not in next_four and len(next_four) == 4
-    assert api.post(f"/api/tenants/{tenant}/account-pool/leases").status_code == 503
+    assert api.post(f"/api/tenants/{tenant}/account-pool/leases").status_code == 429
 
 
 def test_pool_rejects_common_profiles_and_skips_failing_members(api, tenant):

@@ -307,3 +307,34 @@ def test_form_from_a_request_body_through_the_contract():
     assert form.username == "mfa@contoso.onmicrosoft.com"
     junk = ValidationForm(TENANT, "", Password(""), mfa_enabled=False)
     assert run(junk, FakeAccountProbe()).message_id == "INVALID_INPUT"
+
+
+def test_the_key_vault_read_of_a_saved_profile_counts_against_the_deadline():
+    """The secret read and the sign-in share one deadline: a slow Key Vault leaves the sign-in
+    only what is left of it."""
+    from shared.domain.profile import ServiceAccountProfile, SecretRef
+    from shared.domain.validation_test import time_left
+    from shared.services.validation import ValidationService
+    from tests.fakes import FakeHistory, FakeProfileRepository, FakePublisher, FakeSecretStore
+
+    seen = {}
+
+    class SlowVault(FakeSecretStore):
+        def get_secret(self, ref):
+            seen["at read"] = time_left()
+            return Password("Demo-Passw0rd!")
+
+    class Probe(FakeAccountProbe):
+        def sign_in_modern(self, *args, **kwargs):
+            seen["at sign-in"] = time_left()
+            return super().sign_in_modern(*args, **kwargs)
+
+    now = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    profile = ServiceAccountProfile(id="p", tenant_id=TENANT, name="n", description="", mfa_enabled=False,
+                                    username="admin@contoso.onmicrosoft.com", admin_center=AdminCenter(),
+                                    secret=SecretRef("s", "v1"), password_updated_at=now, created_at=now,
+                                    updated_at=now)
+    service = ValidationService(FakeProfileRepository(), SlowVault(), FakeHistory(), FakePublisher(), Probe(),
+                                ("203.0.113.0/28",), deadline_seconds=7)
+    service.run(profile, correlation_id="c")
+    assert 0 < seen["at sign-in"] <= seen["at read"] <= 7
