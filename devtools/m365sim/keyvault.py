@@ -1,5 +1,12 @@
-"""Azure Key Vault secrets REST (``https://{vault}.vault.azure.net``), with challenge authentication,
-versions and soft delete, as the real ``azure-keyvault-secrets`` SecretClient drives it.
+"""Azure Key Vault secrets, certificates and keys REST (``https://{vault}.vault.azure.net``), with challenge
+authentication, versions and soft delete, as the real ``azure-keyvault-secrets`` SecretClient,
+``azure-keyvault-certificates`` CertificateClient and ``azure-keyvault-keys`` KeyClient/CryptographyClient
+drive it (certificates and keys: :mod:`.keyvault_certificates`).
+
+Every request that reaches an operation is counted twice: under the endpoint ``keyvault`` (faults
+match it) and under ``keyvault.{secrets|certificates|keys}.{operation}`` (``OPERATIONS``), so a test can
+prove which operations ran; a secret value that carries a private key (the secret of an exportable
+certificate) is also counted as ``keyvault.secrets.getWithPrivateKey``.
 
 Wire shapes: 401 challenge ``WWW-Authenticate: Bearer authorization="https://login.microsoftonline.com/
 {tenant}", resource="https://vault.azure.net"`` with ``{"error":{"code":"Unauthorized","message":
@@ -17,6 +24,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from .keyvault_certificates import CertificateOps
 from .tokens import RESOURCE_APP_IDS, TokenError
 from .webutil import Routes, bearer, json_response
 
@@ -39,6 +47,8 @@ class SecretVersion:
     exp: int | None
     created: int
     updated: int
+    kid: str | None = None       # the key of the certificate this secret belongs to
+    private_key: bool = False    # the value carries a private key (exportable certificate)
 
 
 @dataclass
@@ -47,13 +57,17 @@ class SecretRecord:
     versions: list[SecretVersion] = field(default_factory=list)
     deleted_date: int | None = None
     scheduled_purge: int | None = None
+    managed: bool = False        # the secret of a certificate (Key Vault's ``managed: true``)
 
 
 class VaultStore:
-    """Secrets of every vault (by lower-case vault name, then by lower-case secret name)."""
+    """Secrets, certificates and keys of every vault (by lower-case vault name, then by lower-case
+    object name)."""
 
     def __init__(self, vaults: list[dict]):
         self.data: dict[str, dict[str, SecretRecord]] = {}
+        self.certificates: dict[str, dict] = {}
+        self.keys: dict[str, dict] = {}
         for v in vaults:
             store = self.data.setdefault(v["name"].lower(), {})
             for s in v.get("secrets", []):
@@ -69,6 +83,12 @@ def _new_version(value: str, content_type: str | None, tags: dict | None, attrs:
     now = int(time.time())
     return SecretVersion(uuid.uuid4().hex, value, content_type, tags, attrs.get("enabled", True),
                          attrs.get("nbf"), attrs.get("exp"), now, now)
+
+
+# (kind, operation) of each handler: counter ``keyvault.{kind}.{operation}``; the permission named in a
+# 403 ForbiddenByPolicy is Key Vault's access-policy permission of that operation.
+_PERMISSION = {"listVersions": "list", "listDeleted": "list", "getDeleted": "get", "getOperation": "get",
+               "getPolicy": "get"}
 
 
 def kv_error(status: int, code: str, message: str, inner: str | None = None, headers: dict | None = None):
@@ -92,7 +112,42 @@ class KeyVaultService:
         r.add("GET", r"/deletedsecrets/(?P<name>[^/]+)/?", self.get_deleted)
         r.add("DELETE", r"/deletedsecrets/(?P<name>[^/]+)/?", self.purge)
         r.add("POST", r"/deletedsecrets/(?P<name>[^/]+)/recover/?", self.recover)
+        c = self.certs = CertificateOps(SecretRecord, SecretVersion)
+        r.add("POST", r"/certificates/(?P<name>[^/]+)/create/?", c.create)
+        r.add("POST", r"/certificates/(?P<name>[^/]+)/import/?", c.import_)
+        r.add("GET", r"/certificates/?", c.list)
+        r.add("GET", r"/certificates/(?P<name>[^/]+)/versions/?", c.list_versions)
+        r.add("GET", r"/certificates/(?P<name>[^/]+)/pending/?", c.get_operation)
+        r.add("GET", r"/certificates/(?P<name>[^/]+)/policy/?", c.get_policy)
+        r.add("GET", r"/certificates/(?P<name>[^/]+)(?:/(?P<version>[^/]*))?/?", c.get)
+        r.add("PATCH", r"/certificates/(?P<name>[^/]+)(?:/(?P<version>[^/]*))?/?", c.update)
+        r.add("DELETE", r"/certificates/(?P<name>[^/]+)/?", c.delete)
+        r.add("GET", r"/deletedcertificates/?", c.list_deleted)
+        r.add("GET", r"/deletedcertificates/(?P<name>[^/]+)/?", c.get_deleted)
+        r.add("DELETE", r"/deletedcertificates/(?P<name>[^/]+)/?", c.purge)
+        r.add("POST", r"/deletedcertificates/(?P<name>[^/]+)/recover/?", c.recover)
+        r.add("GET", r"/keys/?", c.list_keys)
+        r.add("GET", r"/keys/(?P<name>[^/]+)/versions/?", c.list_key_versions)
+        r.add("POST", r"/keys/(?P<name>[^/]+)/(?P<version>[^/]*)/sign/?", c.sign)
+        r.add("POST", r"/keys/(?P<name>[^/]+)/(?P<version>[^/]*)/verify/?", c.verify)
+        r.add("GET", r"/keys/(?P<name>[^/]+)(?:/(?P<version>[^/]*))?/?", c.get_key)
         self.routes = r
+        self.operations = {
+            self.set_secret: ("secrets", "set"), self.list_secrets: ("secrets", "list"),
+            self.list_versions: ("secrets", "listVersions"), self.get_secret: ("secrets", "get"),
+            self.update_secret: ("secrets", "update"), self.delete_secret: ("secrets", "delete"),
+            self.list_deleted: ("secrets", "listDeleted"), self.get_deleted: ("secrets", "getDeleted"),
+            self.purge: ("secrets", "purge"), self.recover: ("secrets", "recover"),
+            c.create: ("certificates", "create"), c.import_: ("certificates", "import"),
+            c.list: ("certificates", "list"), c.list_versions: ("certificates", "listVersions"),
+            c.get_operation: ("certificates", "getOperation"), c.get_policy: ("certificates", "getPolicy"),
+            c.get: ("certificates", "get"), c.update: ("certificates", "update"),
+            c.delete: ("certificates", "delete"), c.list_deleted: ("certificates", "listDeleted"),
+            c.get_deleted: ("certificates", "getDeleted"), c.purge: ("certificates", "purge"),
+            c.recover: ("certificates", "recover"),
+            c.list_keys: ("keys", "list"), c.list_key_versions: ("keys", "listVersions"),
+            c.sign: ("keys", "sign"), c.verify: ("keys", "verify"), c.get_key: ("keys", "get"),
+        }
 
     def endpoint(self, request: web.Request) -> str:
         return "keyvault"
@@ -150,21 +205,29 @@ class KeyVaultService:
             status = 405 if known else 404
             return kv_error(status, "BadParameter" if known else "NotFound",
                             f"The request {request.method} {request.path} is not supported.")
+        kind, operation = self.operations[handler]
+        counter = f"keyvault.{kind}.{operation}"
+        self.state.counters.hit(counter)
+        resp = await self._operate(request, handler, groups, vault, host, api, claims, kind, operation)
+        self.state.counters.status(counter, resp.status)
+        return resp
+
+    async def _operate(self, request, handler, groups, vault, host, api, claims, kind, operation):
         allowed = {a.lower() for a in vault["allowedApps"]}
         if claims.get("appid", "").lower() not in allowed:
-            operation = {"GET": "get", "PUT": "set", "DELETE": "delete", "POST": "recover",
-                         "PATCH": "update"}.get(request.method, "get")
-            if handler in (self.list_secrets, self.list_versions, self.list_deleted):
-                operation = "list"
+            permission = _PERMISSION.get(operation, operation)
             return kv_error(403, "Forbidden", f"The user, group or application 'appid={claims.get('appid')};"
-                            f"oid={claims.get('oid')};iss={claims.get('iss')}' does not have secrets "
-                            f"{operation} permission on key vault '{vault['name']};location=local'. For help "
+                            f"oid={claims.get('oid')};iss={claims.get('iss')}' does not have {kind} "
+                            f"{permission} permission on key vault '{vault['name']};location=local'. For help "
                             "resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287",
                             inner="ForbiddenByPolicy")
         name = groups.get("name")
         if name is not None and not _NAME.fullmatch(name):
             return kv_error(400, "BadParameter", f"The request URI contains an invalid name: {name}")
-        ctx = _Ctx(self.state.vaults.data.setdefault(vault["name"].lower(), {}), vault, host, api)
+        key = vault["name"].lower()
+        store = self.state.vaults
+        ctx = _Ctx(store.data.setdefault(key, {}), vault, host, api, store.certificates.setdefault(key, {}),
+                   store.keys.setdefault(key, {}))
         return await handler(request, ctx, **groups)
 
     # ------------------------------------------------------------------ operations
@@ -177,6 +240,8 @@ class KeyVaultService:
         if not isinstance(body, dict) or not isinstance(body.get("value"), str):
             return kv_error(400, "BadParameter", "Property 'value' is required and must be a string.")
         rec = ctx.secrets.get(name.lower())
+        if rec is not None and rec.managed:
+            return _managed_refusal(rec, "set")
         if rec is not None and rec.deleted_date is not None:
             return kv_error(409, "Conflict", f"Secret {rec.name} is currently in a deleted but recoverable "
                             "state, and its name cannot be reused; in this state, the secret can only be "
@@ -201,6 +266,9 @@ class KeyVaultService:
         if not ver.enabled:
             return kv_error(403, "Forbidden", "Operation get is not allowed on a disabled secret.",
                             inner="SecretDisabled")
+        if ver.private_key:
+            self.state.counters.hit("keyvault.secrets.getWithPrivateKey")
+            self.state.counters.status("keyvault.secrets.getWithPrivateKey", 200)
         return json_response(ctx.bundle(rec, ver, with_value=True))
 
     async def update_secret(self, request, ctx, name, version):
@@ -236,6 +304,8 @@ class KeyVaultService:
         rec = ctx.live(name)
         if rec is None:
             return ctx.not_found(name)
+        if rec.managed:
+            return _managed_refusal(rec, "delete")
         rec.deleted_date = int(time.time())
         rec.scheduled_purge = rec.deleted_date + ctx.vault["softDeleteRetentionDays"] * 86400
         return json_response(ctx.deleted_bundle(rec))
@@ -266,12 +336,20 @@ class KeyVaultService:
         return json_response(ctx.bundle(rec, rec.versions[-1], with_value=False))
 
 
+def _managed_refusal(rec: SecretRecord, operation: str) -> web.Response:
+    # The simulator's own text: a certificate's secret changes only through the certificate.
+    return kv_error(403, "Forbidden", f"m365sim: operation {operation} is not allowed on the secret {rec.name}: it "
+                    f"belongs to the certificate {rec.name} (managed); use the certificate operations.")
+
+
 @dataclass
 class _Ctx:
     secrets: dict[str, SecretRecord]
     vault: dict
     host: str
     api: str
+    certificates: dict = field(default_factory=dict)
+    keys: dict = field(default_factory=dict)
 
     @property
     def base(self) -> str:
@@ -314,10 +392,14 @@ class _Ctx:
             item["contentType"] = v.content_type
         if v.tags:
             item["tags"] = v.tags
+        if rec.managed:
+            item["managed"] = True
         return item
 
     def bundle(self, rec: SecretRecord, v: SecretVersion, *, with_value: bool) -> dict:
         out = self.item(rec, v, versioned=True)
+        if v.kid:
+            out["kid"] = v.kid
         if with_value:
             out = {"value": v.value, **out}
         return out
