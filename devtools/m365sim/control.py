@@ -23,6 +23,13 @@ Routes (JSON in and out; errors are ``{"error": "<message naming the field>"}`` 
 ``GET|DELETE /_sim/signins[?user=upn]``  the sign-in log
 ``POST   /_sim/tokens``                  mint a token for tests (``audience``, ``upn``|``appId``, ``expiresIn``)
 ``GET    /_sim/vaults/{name}``           secret names, version counts, deleted flags (no values)
+``POST   /_sim/tenants/{t}/apps``        add an app registration (``{appId, displayName, ...}``)
+``GET    /_sim/apps/{appId}``            the app registration, its certificates as thumbprints/validity
+``PATCH  /_sim/apps/{appId}``            merge patch (``consented``, ``enabled``, ``permissions``, ...)
+``DELETE /_sim/apps/{appId}``            remove the app registration
+``POST   /_sim/apps/{appId}/certificates``  register a certificate (``{"pem": ...}`` or ``{"generated": name}``)
+``DELETE /_sim/apps/{appId}/certificates/{thumbprint}``  unregister it (SHA-1 or SHA-256 hex, or the name)
+``GET    /_sim/certificates/{name}``     a generated certificate: thumbprints, validity, public PEM, PFX path
 ``GET    /_sim/tenant-aliases``          ``{"<alias id>": "<tenant id>"}``
 ``PUT    /_sim/tenant-aliases/{id}``     ``{"tenant": "<id|domain>"}``: ``id`` addresses that tenant too
 ``DELETE /_sim/tenant-aliases/{id}``     remove the alias (404 when there is none)
@@ -52,6 +59,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from . import entra as entra_mod
 from . import scenario as scenario_mod
 from .scenario import ROLE_TEMPLATE_IDS, ScenarioError, merge_patch, stable_id
 from .tokens import b64url
@@ -67,6 +75,10 @@ class ControlApi:
         self.state = state
         self._info = info
         self._refuse = refuse
+        #: where generated app certificates are written (``<name>.pfx``/``.cer``): the CA's directory
+        self.state_dir = Path(info()["caPath"]).parent
+        self._written: set[str] = set()
+        self._write_generated()
         r = Routes()
         r.add("GET", r"/_sim/health", self.health)
         r.add("GET", r"/_sim/scenario", self.get_scenario)
@@ -95,6 +107,13 @@ class ControlApi:
         r.add("DELETE", r"/_sim/signins", self.clear_signins)
         r.add("POST", r"/_sim/tokens", self.mint_token)
         r.add("GET", r"/_sim/vaults/(?P<name>[^/]+)", self.get_vault)
+        r.add("POST", r"/_sim/tenants/(?P<tenant>[^/]+)/apps", self.add_app)
+        r.add("GET", r"/_sim/apps/(?P<app_id>[^/]+)", self.get_app)
+        r.add("PATCH", r"/_sim/apps/(?P<app_id>[^/]+)", self.patch_app)
+        r.add("DELETE", r"/_sim/apps/(?P<app_id>[^/]+)", self.delete_app)
+        r.add("POST", r"/_sim/apps/(?P<app_id>[^/]+)/certificates", self.add_app_certificate)
+        r.add("DELETE", r"/_sim/apps/(?P<app_id>[^/]+)/certificates/(?P<ref>[^/]+)", self.delete_app_certificate)
+        r.add("GET", r"/_sim/certificates/(?P<name>[^/]+)", self.get_certificate)
         r.add("GET", r"/_sim/tenant-aliases", self.get_tenant_aliases)
         r.add("PUT", r"/_sim/tenant-aliases/(?P<alias>[^/]+)", self.put_tenant_alias)
         r.add("DELETE", r"/_sim/tenant-aliases/(?P<alias>[^/]+)", self.delete_tenant_alias)
@@ -126,6 +145,7 @@ class ControlApi:
 
     async def put_scenario(self, request):
         self.state.load(scenario_mod.validate(await self._body(request), source="scenario"))
+        self._write_generated()
         return json_response({"status": "loaded"})
 
     async def patch_scenario(self, request):
@@ -137,7 +157,16 @@ class ControlApi:
 
     def _commit(self, candidate: dict) -> web.Response:
         self.state.update(scenario_mod.validate(candidate, source="scenario"))
+        self._write_generated()
         return json_response({"status": "updated"})
+
+    def _write_generated(self) -> None:
+        """Write every generated app certificate the scenario names that is not on disk yet."""
+        store = entra_mod.generated_certificates(self.state)
+        for name in entra_mod.generated_names(self.state.scenario):
+            if name not in self._written:
+                store.write(name, self.state_dir)
+                self._written.add(name)
 
     def _find_tenant(self, sc: dict, key: str) -> dict | None:
         key = key.lower()
@@ -223,6 +252,87 @@ class ControlApi:
         sc = copy.deepcopy(self.state.scenario)
         sc["network"] = merge_patch(sc["network"], await self._body(request))
         return self._commit(sc)
+
+    # ------------------------------------------------------------------ app registrations
+
+    def _find_app(self, sc: dict, app_id: str) -> tuple[dict, int] | None:
+        for t in sc["tenants"]:
+            for i, a in enumerate(t["apps"]):
+                if a["appId"].lower() == app_id.lower():
+                    return t, i
+        return None
+
+    def _app_view(self, tenant: dict, app: dict) -> dict:
+        creds = entra_mod.key_credentials(self.state, app)
+        return dict(copy.deepcopy(app), tenantId=tenant["id"],
+                    keyCredentials=[dict(c.summary(), **({"generated": ref["generated"]} if "generated" in ref else {}))
+                                    for c, ref in zip(creds, app["certificates"])])
+
+    async def add_app(self, request, tenant):
+        sc = copy.deepcopy(self.state.scenario)
+        t = self._find_tenant(sc, tenant)
+        if t is None:
+            return _err(404, f"no tenant {tenant}")
+        t["apps"].append(await self._body(request))
+        return self._commit(sc)
+
+    async def get_app(self, request, app_id):
+        found = self._find_app(self.state.scenario, app_id)
+        if found is None:
+            return _err(404, f"no app registration {app_id}")
+        t, i = found
+        return json_response(self._app_view(t, t["apps"][i]))
+
+    async def patch_app(self, request, app_id):
+        sc = copy.deepcopy(self.state.scenario)
+        found = self._find_app(sc, app_id)
+        if found is None:
+            return _err(404, f"no app registration {app_id}")
+        t, i = found
+        t["apps"][i] = merge_patch(t["apps"][i], await self._body(request))
+        return self._commit(sc)
+
+    async def delete_app(self, request, app_id):
+        sc = copy.deepcopy(self.state.scenario)
+        found = self._find_app(sc, app_id)
+        if found is None:
+            return _err(404, f"no app registration {app_id}")
+        t, i = found
+        del t["apps"][i]
+        return self._commit(sc)
+
+    async def add_app_certificate(self, request, app_id):
+        sc = copy.deepcopy(self.state.scenario)
+        found = self._find_app(sc, app_id)
+        if found is None:
+            return _err(404, f"no app registration {app_id}")
+        t, i = found
+        t["apps"][i]["certificates"].append(await self._body(request))
+        return self._commit(sc)
+
+    async def delete_app_certificate(self, request, app_id, ref):
+        sc = copy.deepcopy(self.state.scenario)
+        found = self._find_app(sc, app_id)
+        if found is None:
+            return _err(404, f"no app registration {app_id}")
+        t, i = found
+        app = t["apps"][i]
+        want = ref.replace(":", "").upper()
+        creds = entra_mod.key_credentials(self.state, app)
+        keep = [c for c, cred in zip(app["certificates"], creds)
+                if want not in (cred.sha1, cred.sha256) and c.get("generated", "").upper() != want]
+        if len(keep) == len(app["certificates"]):
+            return _err(404, f"no certificate {ref} on app registration {app_id}")
+        app["certificates"] = keep
+        return self._commit(sc)
+
+    async def get_certificate(self, request, name):
+        if name not in entra_mod.generated_names(self.state.scenario):
+            return _err(404, f"no generated certificate {name} in the scenario")
+        cred = entra_mod.generated_certificates(self.state).credential(name)
+        return json_response(dict(cred.summary(), name=name, pem=cred.pem,
+                                  pfxPath=str(self.state_dir / f"{name}.pfx"),
+                                  cerPath=str(self.state_dir / f"{name}.cer")))
 
     # ------------------------------------------------------------------ tenant aliases
 
@@ -426,6 +536,36 @@ class SimulatorControl:
 
     def patch_network(self, patch: dict) -> None:
         self._call("PATCH", "/network", patch)
+
+    # app registrations (scenario tenants[].apps)
+    def add_app(self, tenant: str, app: dict) -> None:
+        self._call("POST", f"/tenants/{quote(tenant)}/apps", app)
+
+    def app(self, app_id: str) -> dict:
+        """The app registration with ``keyCredentials`` (thumbprint, thumbprintSha256, notBefore, notAfter)."""
+        return self._call("GET", f"/apps/{quote(app_id)}")
+
+    def patch_app(self, app_id: str, patch: dict) -> None:
+        """Merge patch, e.g. ``{"consented": True}``, ``{"enabled": False}``,
+        ``{"permissions": {"graph": ["Sites.Read.All"]}}``."""
+        self._call("PATCH", f"/apps/{quote(app_id)}", patch)
+
+    def delete_app(self, app_id: str) -> None:
+        self._call("DELETE", f"/apps/{quote(app_id)}")
+
+    def add_app_certificate(self, app_id: str, *, pem: str | None = None, generated: str | None = None) -> None:
+        """Register a public certificate (PEM or base64 DER) or a generated one on the app."""
+        body = {"pem": pem} if pem is not None else {"generated": generated}
+        self._call("POST", f"/apps/{quote(app_id)}/certificates", body)
+
+    def remove_app_certificate(self, app_id: str, thumbprint: str) -> None:
+        """Unregister by SHA-1 or SHA-256 thumbprint (hex) or by a generated certificate's name."""
+        self._call("DELETE", f"/apps/{quote(app_id)}/certificates/{quote(thumbprint, safe='')}")
+
+    def generated_certificate(self, name: str = "demo-app") -> dict:
+        """``{name, thumbprint, thumbprintSha256, notBefore, notAfter, pem, pfxPath, cerPath}`` (the PFX's
+        password is ``demo``)."""
+        return self._call("GET", f"/certificates/{quote(name)}")
 
     # tenant aliases
     def add_tenant_alias(self, alias: str, tenant: str) -> str:

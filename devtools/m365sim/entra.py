@@ -4,23 +4,198 @@ service ``extSTS.srf`` (WS-Trust 2005 Issue → compact ``t=`` token or ``S:Faul
 """
 from __future__ import annotations
 
+import datetime as _dt
+import ipaddress
+import os
+import threading
 import time
 import uuid
+from dataclasses import dataclass
+from pathlib import Path
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
+import jwt
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
 
 from . import aadsts
-from .scenario import ROLE_TEMPLATE_IDS, stable_id
+from .scenario import ROLE_TEMPLATE_IDS, load_certificate, stable_id
 from .signin import LEGACY, MODERN, evaluate
-from .tokens import RESOURCE_APP_IDS, b64url
+from .tokens import RESOURCE_APP_IDS, b64url, b64url_decode
 from .webutil import Routes, dumps, json_response, text_response, utc_iso
 
 LOGIN = "https://login.microsoftonline.com"
 _RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})
 _MULTI = frozenset({"common", "organizations"})
 SPO_APP_ID = RESOURCE_APP_IDS["sharepoint"]
+
+
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+GRAPH = "https://graph.microsoft.com"
+#: Clock skew the simulator allows on a client assertion's nbf/exp (seconds).
+ASSERTION_SKEW_SECONDS = 300
+_DOCS_GRAPH_KEYS = ("Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys "
+                    "for app Id '{client_id}'. Review the documentation at https://docs.microsoft.com/en-us/graph/"
+                    "deployments to determine the corresponding service endpoint and https://docs.microsoft.com/"
+                    "en-us/graph/api/application-get?view=graph-rest-1.0&tabs=http to build a query request URL, "
+                    "such as 'https://graph.microsoft.com/beta/applications/{client_id}'")
+_CERT_DOCS = "Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials ."
+
+# App-registration (client assertion) errors, as real responses carry them (sources: README "App
+# registrations"). aadsts.py holds the user sign-in catalog; these are added to it here.
+aadsts.CATALOG.setdefault(700027, aadsts.Aadsts("invalid_client", "{detail}", status=401))
+aadsts.CATALOG.setdefault(700024, aadsts.Aadsts(
+    "invalid_client", "Client assertion is not within its valid time range. Current time: {now}, assertion valid "
+    "from {nbf}, expiry time of assertion {exp}. " + _CERT_DOCS, status=401))
+aadsts.CATALOG.setdefault(700023, aadsts.Aadsts(
+    "invalid_client", "Client assertion audience claim does not match Realm issuer. Review the documentation at "
+    "https://docs.microsoft.com/azure/active-directory/develop/active-directory-certificate-credentials .",
+    status=401))
+aadsts.CATALOG.setdefault(700021, aadsts.Aadsts(
+    "invalid_client", "Client assertion application identifier doesn't match 'client_id' parameter. " + _CERT_DOCS,
+    status=401))
+aadsts.CATALOG.setdefault(50027, aadsts.Aadsts("invalid_request", "{detail}"))
+aadsts.CATALOG.setdefault(7000112, aadsts.Aadsts("unauthorized_client",
+                                                 "Application '{client_id}'({name}) is disabled."))
+
+
+def _ests_time(ts: float) -> str:
+    """ESTS's 7-digit ISO time (``2024-10-02T22:05:03.6755165Z``) of AADSTS700024."""
+    dt = _dt.datetime.fromtimestamp(ts, _dt.timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond:06d}0Z"
+
+
+# ---------------------------------------------------------------------- registered certificates
+
+@dataclass(frozen=True)
+class KeyCredential:
+    """One registered certificate of an app: what Entra keeps (thumbprints, public key, validity)."""
+    sha1: str      # upper-case hex, as the portal shows the thumbprint
+    sha256: str    # upper-case hex
+    public_key: object
+    not_before: float
+    not_after: float
+    pem: str
+
+    @classmethod
+    def of(cls, cert: x509.Certificate) -> "KeyCredential":
+        return cls(cert.fingerprint(hashes.SHA1()).hex().upper(), cert.fingerprint(hashes.SHA256()).hex().upper(),
+                   cert.public_key(), cert.not_valid_before_utc.timestamp(), cert.not_valid_after_utc.timestamp(),
+                   cert.public_bytes(serialization.Encoding.PEM).decode("ascii"))
+
+    def summary(self) -> dict:
+        return {"thumbprint": self.sha1, "thumbprintSha256": self.sha256,
+                "notBefore": utc_iso(self.not_before), "notAfter": utc_iso(self.not_after)}
+
+
+class GeneratedCertificates:
+    """The certificates the simulator makes itself (``{generated: name}`` in a scenario): one RSA key
+    and self-signed certificate per name for the life of the process, written to the state directory
+    as ``<name>.pfx`` (password ``demo``) and ``<name>.cer`` (DER)."""
+
+    PASSWORD = b"demo"
+
+    def __init__(self):
+        self._made: dict[str, tuple] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> tuple:
+        """(private key, certificate) of ``name``, made on first use."""
+        with self._lock:
+            if name not in self._made:
+                key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+                subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+                now = _dt.datetime.now(_dt.timezone.utc)
+                cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+                        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                        .not_valid_before(now - _dt.timedelta(days=1)).not_valid_after(now + _dt.timedelta(days=365))
+                        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
+                                                     key_encipherment=True, data_encipherment=False,
+                                                     key_agreement=False, key_cert_sign=False, crl_sign=False,
+                                                     encipher_only=False, decipher_only=False), critical=True)
+                        .sign(key, hashes.SHA256()))
+                self._made[name] = (key, cert)
+            return self._made[name]
+
+    def credential(self, name: str) -> KeyCredential:
+        return KeyCredential.of(self.get(name)[1])
+
+    def write(self, name: str, directory: Path) -> Path:
+        """Write ``<name>.pfx`` and ``<name>.cer`` into ``directory``; return the PFX path."""
+        key, cert = self.get(name)
+        directory.mkdir(parents=True, exist_ok=True)
+        pfx = pkcs12.serialize_key_and_certificates(name.encode(), key, cert, None,
+                                                    serialization.BestAvailableEncryption(self.PASSWORD))
+        for suffix, data in ((".pfx", pfx), (".cer", cert.public_bytes(serialization.Encoding.DER))):
+            tmp = directory / f".{name}{suffix}.{os.getpid()}"
+            tmp.write_bytes(data)
+            os.replace(tmp, directory / f"{name}{suffix}")
+        return directory / f"{name}.pfx"
+
+
+def generated_certificates(state) -> GeneratedCertificates:
+    """The process's generated certificates, kept on the simulator state (shared by the services)."""
+    store = getattr(state, "generated_certificates", None)
+    if store is None:
+        store = state.generated_certificates = GeneratedCertificates()
+    return store
+
+
+def generated_names(scenario: dict) -> list[str]:
+    """Every ``{generated: name}`` certificate the scenario's app registrations refer to."""
+    return sorted({c["generated"] for t in scenario["tenants"] for a in t.get("apps", [])
+                   for c in a.get("certificates", []) if "generated" in c})
+
+
+def key_credentials(state, app: dict) -> list[KeyCredential]:
+    out = []
+    for c in app.get("certificates", []):
+        if "generated" in c:
+            out.append(generated_certificates(state).credential(c["generated"]))
+        else:
+            out.append(_pem_credential(c["pem"]))
+    return out
+
+
+_PEM_CREDENTIALS: dict[str, KeyCredential] = {}
+
+
+def _pem_credential(text: str) -> KeyCredential:
+    cred = _PEM_CREDENTIALS.get(text)
+    if cred is None:
+        cred = _PEM_CREDENTIALS[text] = KeyCredential.of(load_certificate(text))
+    return cred
+
+
+def workload_policy_blocks(tenant: dict, app_id: str, client_ip: str) -> list[str]:
+    """Ids of the enforced Conditional Access policies for workload identities that block ``app_id``."""
+    ids = []
+    ip = ipaddress.ip_address(client_ip)
+
+    def within(ranges):
+        return any(ip in ipaddress.ip_network(r, strict=False) for r in ranges)
+
+    for p in tenant["conditionalAccess"]:
+        sp = p.get("servicePrincipals")
+        if sp is None or p["state"] != "on" or p["grant"] != "block":
+            continue
+        refs = [r.lower() for r in sp["include"]]
+        if not ("all" in refs or app_id.lower() in refs) or app_id.lower() in [r.lower() for r in sp["exclude"]]:
+            continue
+        loc = p.get("locations")
+        if loc:
+            if loc.get("includeRanges") and not within(loc["includeRanges"]):
+                continue
+            if within(loc.get("trustedRanges", []) + loc.get("excludedRanges", [])):
+                continue
+        ids.append(p["id"])
+    return ids
 
 
 class _Refused(Exception):
@@ -349,8 +524,22 @@ class EntraService:
         return json_response(body, headers=_ests_headers(request))
 
     async def _client_credentials(self, request, form, tenant_key, client_id, v2):
+        counters = self.state.counters
+        counters.hit("entra.token.client_credentials")
+        try:
+            response = await self._client_credentials_grant(request, form, tenant_key, client_id, v2)
+        except _Refused as refused:
+            response = refused.response
+        counters.status("entra.token.client_credentials", response.status)
+        return response
+
+    async def _client_credentials_grant(self, request, form, tenant_key, client_id, v2):
         scope = self._required(request, form, "scope") if v2 else self._required(request, form, "resource") + \
             "/.default"
+        tenant = self._tenant_for(request, tenant_key, None)
+        registration = self.state.directory.tenant_app(tenant, client_id)
+        if registration is not None:
+            return self._app_registration_token(request, form, tenant_key, tenant, registration, scope, v2)
         tenant, resource, scopes = self._admit(request, form, tenant_key, client_id, username=None,
                                                confidential=True, scope=scope)
         app = self.state.directory.app(client_id)
@@ -373,6 +562,127 @@ class EntraService:
         if not v2:
             body.update({"resource": resource, "expires_on": str(now + life - 1)})
         return json_response(body, headers=_ests_headers(request))
+
+    # ------------------------------------------------------------------ app registrations (app-only)
+
+    def _app_refusal(self, request, in_tenant, app_id, code, **params) -> _Refused:
+        self.state.log_signin(user=None, tenant=in_tenant, path="clientCredentials", ip=self.state.client_ip(request),
+                              app_id=app_id, resource=None, decision=None, error_code=code,
+                              correlation_id=request.headers.get("client-request-id"))
+        return _Refused(self._error(request, code, **params))
+
+    def _app_registration_token(self, request, form, tenant_key, tenant, app, scope, v2) -> web.Response:
+        """client_credentials for an app registration of the tenant (scenario ``tenants[].apps``):
+        the credential (certificate assertion or secret), the resource, Conditional Access for
+        workload identities, then a token whose ``roles`` are the consented permissions."""
+        app_id = app["appId"]
+        if not app["enabled"]:
+            raise self._app_refusal(request, tenant, app_id, 7000112, client_id=app_id, name=app["displayName"])
+        if form.get("client_assertion") or form.get("client_assertion_type"):
+            self._verify_assertion(request, form, tenant_key, tenant, app)
+            acr = "2"
+        elif form.get("client_secret"):
+            if form["client_secret"] not in app["secrets"]:
+                raise self._app_refusal(request, tenant, app_id, 7000215, client_id=app_id)
+            acr = "1"
+        else:
+            raise self._app_refusal(request, tenant, app_id, 7000218)
+        resource, raw = self._app_resource(scope, tenant)
+        if resource is None:
+            raise self._app_refusal(request, tenant, app_id, 500011, resource=raw, tenant=tenant["name"])
+        ip = self.state.client_ip(request)
+        blocked = workload_policy_blocks(tenant, app_id, ip)
+        if blocked:
+            raise self._app_refusal(request, tenant, app_id, 53003, claims={
+                "access_token": {"capolids": {"essential": True, "values": blocked}}})
+        granted = app["permissions"]["graph" if resource == GRAPH else "sharepoint"] if app["consented"] else []
+        now = int(time.time())
+        life = self.state.scenario["settings"]["tokenLifetimeSeconds"]
+        tid = tenant["id"]
+        oid = stable_id("sp", tid, app_id.lower())
+        aud = resource if resource == GRAPH else SPO_APP_ID
+        claims = {"aud": aud, "iss": f"https://sts.windows.net/{tid}/", "iat": now, "nbf": now, "exp": now + life,
+                  "app_displayname": app["displayName"], "appid": app_id, "appidacr": acr,
+                  "idp": f"https://sts.windows.net/{tid}/", "idtyp": "app", "oid": oid, "sub": oid, "tid": tid,
+                  "uti": b64url(uuid.uuid4().bytes), "ver": "1.0"}
+        if granted:  # no admin consent (or nothing granted): Entra issues the token without a roles claim
+            claims["roles"] = list(granted)
+        token = self.state.tokens.sign(claims, cache_key=("app_registration", self.state.version, tid, app_id,
+                                                          resource, acr))
+        self.state.log_signin(user=None, tenant=tenant, path="clientCredentials", ip=ip, app_id=app_id,
+                              resource=resource, decision=None, correlation_id=request.headers.get("client-request-id"))
+        body = {"token_type": "Bearer", "expires_in": life - 1, "ext_expires_in": life - 1, "access_token": token}
+        if not v2:
+            body.update({"resource": resource, "expires_on": str(now + life - 1)})
+        return json_response(body, headers=_ests_headers(request))
+
+    def _app_resource(self, scope: str, tenant: dict) -> tuple[str | None, str]:
+        """(resource, raw text): Graph or one of the tenant's SharePoint hosts, from ``<resource>/.default``."""
+        resource, _, raw = self._find_resource(scope, tenant=tenant)
+        if resource == GRAPH or (resource or "").endswith(".sharepoint.com"):
+            return resource, raw
+        return None, raw
+
+    def _verify_assertion(self, request, form, tenant_key: str, tenant: dict, app: dict) -> KeyCredential:
+        """Check a ``private_key_jwt`` client assertion as Entra does; raise the matching AADSTS error."""
+        app_id = app["appId"]
+
+        def refuse(code, **params):
+            return self._app_refusal(request, tenant, app_id, code, **params)
+
+        assertion = form.get("client_assertion") or ""
+        if form.get("client_assertion_type") != JWT_BEARER or not assertion:
+            raise refuse(7000218)
+        try:
+            header = jwt.get_unverified_header(assertion)
+            unverified = jwt.decode(assertion, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            raise refuse(50027, detail="JWT token is invalid or malformed.") from None
+        presented = header.get("x5t#S256") or header.get("x5t")
+        if not isinstance(presented, str) or not presented:
+            raise refuse(50027, detail="Invalid JWT token. No certificate thumbprint specified in token header.")
+        try:
+            thumbprint = b64url_decode(presented.replace("+", "-").replace("/", "_").rstrip("=")).hex().upper()
+        except ValueError:
+            thumbprint = presented
+        creds = key_credentials(self.state, app)
+        cred = next((c for c in creds if thumbprint in (c.sha1, c.sha256)), None)
+        if cred is None:
+            raise refuse(700027, detail=(
+                "The certificate with identifier used to sign the client assertion is not registered on application. "
+                f"[Reason - The key was not found., Thumbprint of key used by client: '{thumbprint}', "
+                + _DOCS_GRAPH_KEYS.format(client_id=app_id) + "]. Alternatively, SNI may be configured on the app. "
+                "Please ensure that client assertion is being sent with the x5c claim in the JWT header using MSAL's "
+                "WithSendX5C() method so that Azure Active Directory can validate the certificate being used."))
+        found = (f"Found key 'Start={time.strftime('%m/%d/%Y %H:%M:%S', time.gmtime(cred.not_before))}, "
+                 f"End={time.strftime('%m/%d/%Y %H:%M:%S', time.gmtime(cred.not_after))}'")
+        try:
+            jwt.decode(assertion, cred.public_key, algorithms=[header.get("alg") if header.get("alg") in
+                                                                ("RS256", "PS256") else "RS256"],
+                       options={"verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False})
+        except jwt.PyJWTError:
+            raise refuse(700027, detail=(
+                "Client assertion contains an invalid signature. [Reason - Key was found, but use of the key to "
+                f"verify the signature failed., Thumbprint of key used by client: '{thumbprint}', {found}, "
+                + _DOCS_GRAPH_KEYS.format(client_id=app_id) + "].")) from None
+        now = time.time()
+        if now > cred.not_after:
+            raise refuse(700027, detail=(
+                "Client assertion contains an invalid signature. [Reason - The key used is expired., Thumbprint of "
+                f"key used by client: '{thumbprint}', {found}, " + _DOCS_GRAPH_KEYS.format(client_id=app_id) + "]."))
+        audiences = {f"{LOGIN}/{key}/oauth2/{v}token".lower() for key in
+                     {tenant_key, tenant["id"], *tenant["domains"]} for v in ("", "v2.0/")}
+        if str(unverified.get("aud", "")).lower().rstrip("/") not in audiences:
+            raise refuse(700023)
+        if str(unverified.get("iss", "")).lower() != app_id.lower() or \
+                str(unverified.get("sub", app_id)).lower() != app_id.lower():
+            raise refuse(700021)
+        nbf, exp = unverified.get("nbf"), unverified.get("exp")
+        if not isinstance(exp, (int, float)) or now > exp + ASSERTION_SKEW_SECONDS or \
+                (isinstance(nbf, (int, float)) and now < nbf - ASSERTION_SKEW_SECONDS):
+            raise refuse(700024, now=_ests_time(now), nbf=_ests_time(nbf if isinstance(nbf, (int, float)) else 0),
+                         exp=_ests_time(exp if isinstance(exp, (int, float)) else 0))
+        return cred
 
     # ------------------------------------------------------------------ extSTS.srf (legacy SharePoint sign-in)
 

@@ -2,6 +2,11 @@
 with the bearer token checked (signature, audience, expiry) and Graph's error JSON
 ``{"error":{"code":"InvalidAuthenticationToken","message":...,"innerError":{"date","request-id",
 "client-request-id"}}}``.
+
+App-only tokens (``idtyp: app``, client credentials): ``GET /v1.0/sites/root`` (the tenant's root
+SharePoint site; needs a ``Sites.Read.All``/``ReadWrite``/``Manage``/``FullControl`` role) and
+``GET /v1.0/users`` (needs ``User.Read.All``/``User.ReadWrite.All``/``Directory.Read.All``/
+``Directory.ReadWrite.All``), each counted as ``graph.app``.
 """
 from __future__ import annotations
 
@@ -43,6 +48,11 @@ def graph_error(request: web.Request, status: int, code: str, message: str, head
     return json_response({"error": {"code": code, "message": message, "innerError": inner}}, status, h)
 
 
+#: Application permissions that let an app-only token read a site / list users (Graph permission reference).
+SITE_READ_ROLES = frozenset({"Sites.Read.All", "Sites.ReadWrite.All", "Sites.Manage.All", "Sites.FullControl.All"})
+USER_READ_ROLES = frozenset({"User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"})
+
+
 class GraphService:
     def __init__(self, state):
         self.state = state
@@ -50,6 +60,10 @@ class GraphService:
         r.add("GET", r"/v1\.0/me/?", self.me)
         r.add("GET", r"/v1\.0/me/(?:memberOf|transitiveMemberOf)/?", self.member_of)
         self.routes = r
+        a = Routes()
+        a.add("GET", r"/v1\.0/sites/root/?", self.site_root)
+        a.add("GET", r"/v1\.0/users/?", self.users)
+        self.app_routes = a
 
     def endpoint(self, request: web.Request) -> str:
         return "graph"
@@ -67,6 +81,13 @@ class GraphService:
             claims = self.state.tokens.verify(bearer(request), AUDIENCES)
         except TokenError as exc:
             return graph_error(request, 401, "InvalidAuthenticationToken", _TOKEN_MESSAGES[exc.reason], challenge)
+        if claims.get("idtyp") == "app":
+            app_handler, _, _ = self.app_routes.match(request.method, request.path)
+            if app_handler is not None:
+                self.state.counters.hit("graph.app")
+                response = await app_handler(request, claims)
+                self.state.counters.status("graph.app", response.status)
+                return response
         handler, groups, known = self.routes.match(request.method, request.path)
         if handler is None:
             segment = request.path.strip("/").split("/")[-1]
@@ -98,3 +119,36 @@ class GraphService:
                   "roleTemplateId": ROLE_TEMPLATE_IDS[name]} for name in user["roles"]]
         return json_response({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#directoryObjects",
                               "value": roles})
+
+    # ------------------------------------------------------------------ app-only
+
+    async def site_root(self, request, claims) -> web.Response:
+        """``GET /v1.0/sites/root``: what a backup product probes first (it needs the sites)."""
+        roles = set(claims.get("roles") or [])
+        if not roles and not claims.get("scp"):
+            return graph_error(request, 403, "AccessDenied", "Either scp or roles claim need to be present in the token.")
+        if not SITE_READ_ROLES & roles:
+            return graph_error(request, 403, "accessDenied", "Access denied")
+        tenant = self.state.directory.tenant(str(claims.get("tid", "")))
+        if tenant is None or not tenant.get("sharepoint"):
+            return graph_error(request, 404, "itemNotFound", "Requested site could not be found")
+        host = f"{tenant['sharepoint']['name']}.sharepoint.com"
+        site_id, web_id = stable_id("site", host), stable_id("web", host)
+        return json_response({
+            "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#sites/$entity",
+            "createdDateTime": "2020-01-01T00:00:00Z", "description": "", "id": f"{host},{site_id},{web_id}",
+            "lastModifiedDateTime": "2026-01-01T00:00:00Z", "name": "", "webUrl": f"https://{host}",
+            "displayName": "Communication site", "root": {}, "siteCollection": {"hostname": host}})
+
+    async def users(self, request, claims) -> web.Response:
+        """``GET /v1.0/users``: the directory's users, for an app with a user-read role."""
+        if not USER_READ_ROLES & set(claims.get("roles") or []):
+            return graph_error(request, 403, "Authorization_RequestDenied",
+                               "Insufficient privileges to complete the operation.")
+        tenant = self.state.directory.tenant(str(claims.get("tid", "")))
+        users = tenant["users"] if tenant else []
+        return json_response({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users", "value": [
+            {"businessPhones": [], "displayName": u["displayName"], "givenName": u["displayName"].partition(" ")[0],
+             "jobTitle": None, "mail": u["upn"], "mobilePhone": None, "officeLocation": None,
+             "preferredLanguage": None, "surname": u["displayName"].partition(" ")[2] or None,
+             "userPrincipalName": u["upn"], "id": u["id"]} for u in users]})

@@ -102,6 +102,7 @@ def _semantic_errors(sc: dict) -> list[str]:
     seen_domains: dict[str, str] = {}
     seen_sp: dict[str, str] = {}
     seen_upns: dict[str, str] = {}
+    seen_tenant_apps: dict[str, str] = {}
     for ti, t in enumerate(sc.get("tenants", [])):
         here = f"tenants[{ti}]"
         tid = t["id"].lower()
@@ -131,8 +132,27 @@ def _semantic_errors(sc: dict) -> list[str]:
                 errs.append(f"{here}.users[{ui}].upn: duplicate user {u['upn']} (also {seen_upns[upn]})")
             seen_upns[upn] = f"{here}.users[{ui}]"
             upns_here.add(upn)
+        for ai, a in enumerate(t.get("apps", [])):
+            where = f"{here}.apps[{ai}]"
+            aid = a["appId"].lower()
+            if aid in seen_tenant_apps:
+                errs.append(f"{where}.appId: duplicate app registration {a['appId']} (also {seen_tenant_apps[aid]})")
+            seen_tenant_apps[aid] = where
+            for ci, c in enumerate(a.get("certificates", [])):
+                if "pem" in c:
+                    try:
+                        load_certificate(c["pem"])
+                    except ValueError as exc:
+                        errs.append(f"{where}.certificates[{ci}].pem: not an X.509 certificate ({exc})")
         names = set()
         for pi, p in enumerate(t.get("conditionalAccess", [])):
+            if "servicePrincipals" in p:
+                if (p.get("users") or {}).get("include"):
+                    errs.append(f"{here}.conditionalAccess[{pi}]: a policy targets users or servicePrincipals "
+                                "(workload identities), not both")
+                if p["grant"] != "block":
+                    errs.append(f"{here}.conditionalAccess[{pi}].grant: workload-identity policies support "
+                                "'block' only")
             if p["name"] in names:
                 errs.append(f"{here}.conditionalAccess[{pi}].name: duplicate policy name {p['name']!r}")
             names.add(p["name"])
@@ -146,6 +166,8 @@ def _semantic_errors(sc: dict) -> list[str]:
         cid = a["clientId"].lower()
         if cid in app_ids:
             errs.append(f"apps[{ai}].clientId: duplicate app {a['clientId']}")
+        if cid in seen_tenant_apps:
+            errs.append(f"apps[{ai}].clientId: {a['clientId']} is also the app registration {seen_tenant_apps[cid]}")
         app_ids.add(cid)
         home = a.get("homeTenant")
         if home and home.lower() not in seen_ids:
@@ -210,9 +232,22 @@ def normalise(sc: dict) -> dict:
             u.setdefault("mfaRegistered", u["perUserMfa"] != "disabled")
             u.setdefault("roles", [])
             u.setdefault("state", "active")
+        for a in t.setdefault("apps", []):
+            a.setdefault("displayName", f"app {a['appId'][:8]}")
+            a.setdefault("enabled", True)
+            a.setdefault("consented", False)
+            a.setdefault("certificates", [])
+            a.setdefault("secrets", [])
+            perms = a.setdefault("permissions", {})
+            perms.setdefault("graph", [])
+            perms.setdefault("sharepoint", [])
         for p in t.setdefault("conditionalAccess", []):
             p.setdefault("id", stable_id("policy", t["id"].lower(), p["name"]))
             p.setdefault("state", "on")
+            if "servicePrincipals" in p:  # a workload-identity policy covers no user
+                p["servicePrincipals"].setdefault("include", [])
+                p["servicePrincipals"].setdefault("exclude", [])
+                p.setdefault("users", {"include": [], "exclude": []})
             p.setdefault("users", {}).setdefault("include", ["All"])
             p["users"].setdefault("exclude", [])
             p.setdefault("clientApps", ["all"])
@@ -258,6 +293,29 @@ def parse_text(text: str, *, source: str = "scenario") -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ScenarioError(f"{source}: not valid YAML/JSON{where}: {getattr(exc, 'problem', exc)}") from None
+
+
+# --------------------------------------------------------------------------- certificates
+
+@functools.lru_cache(maxsize=256)
+def load_certificate(text: str):
+    """An X.509 certificate from PEM text or base64 DER (what the portal's upload takes, a .cer file).
+
+    :raises ValueError: when it is neither.
+    """
+    import base64
+    import binascii
+
+    from cryptography import x509
+
+    data = text.strip()
+    if data.startswith("-----BEGIN"):
+        return x509.load_pem_x509_certificate(data.encode("ascii"))
+    try:
+        der = base64.b64decode("".join(data.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("neither PEM nor base64 DER") from None
+    return x509.load_der_x509_certificate(der)
 
 
 # --------------------------------------------------------------------------- merge patch
@@ -312,6 +370,9 @@ class Directory:
                 for url in sp.get("adminCenterUrls", []):
                     self.spo_hosts[url.split("//", 1)[1].rstrip("/").lower()] = SpoHost(t, True)
         self.apps = {a["clientId"].lower(): a for a in scenario["apps"]}
+        #: (tenant id, app id) -> app registration of that tenant (lower case keys)
+        self.tenant_apps: dict[tuple[str, str], dict] = {
+            (t["id"].lower(), a["appId"].lower()): a for t in scenario["tenants"] for a in t["apps"]}
         self.vaults = {v["name"].lower(): v for v in scenario["vaults"]}
 
     def tenant(self, key: str) -> dict | None:
@@ -329,6 +390,10 @@ class Directory:
 
     def app(self, client_id: str) -> dict | None:
         return self.apps.get(client_id.lower())
+
+    def tenant_app(self, tenant: dict, app_id: str) -> dict | None:
+        """The app registration ``app_id`` of ``tenant`` (scenario ``tenants[].apps``), or None."""
+        return self.tenant_apps.get((tenant["id"].lower(), app_id.lower()))
 
     def vault(self, name: str) -> dict | None:
         return self.vaults.get(name.lower())

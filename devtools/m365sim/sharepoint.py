@@ -159,6 +159,10 @@ class SharePointService:
             return await self.wsignin(request, host, tenant)
         if path.startswith("/_vti_bin/idcrl.svc"):
             return await self.idcrl(request, host, tenant)
+        if path in ("/_api/web", "/_api/web/") and request.method == "GET" and bearer(request) is not None:
+            app_only = self._app_only_web(request, host, tenant, is_admin)
+            if app_only is not None:
+                return app_only
         user = self._authenticate(request, host, tenant)
         if user is None:
             return self._anonymous(request, tenant)
@@ -276,6 +280,55 @@ class SharePointService:
             if data is not None and data["tid"] == tenant["id"] and data["host"] == host:
                 return self._active_user(request, data["upn"])
         return None
+
+    # ------------------------------------------------------------------ app-only REST (Entra app registrations)
+
+    def _app_only_web(self, request, host: str, tenant: dict, is_admin: bool) -> web.Response | None:
+        """``GET /_api/web`` with an app-only bearer token (``idtyp: app``); None for any other token.
+
+        Counted as ``sharepoint.app``. A token got with a client secret (``appidacr`` 1) is refused with
+        401 ``{"error_description":"Unsupported app only token."}``; a certificate token (``appidacr`` 2)
+        needs a ``Sites.*`` role of SharePoint (``Sites.FullControl.All`` on the admin center), else 403.
+        """
+        audiences = (f"https://{host}", SPO_APP_ID) + tuple(
+            f"https://{h}" for h, s in self.state.directory.spo_hosts.items() if s.tenant is tenant)
+        try:
+            claims = self.state.tokens.verify(bearer(request), audiences)
+        except TokenError:
+            return None
+        if claims.get("idtyp") != "app" or claims.get("upn"):
+            return None
+        counters = self.state.counters
+        counters.hit("sharepoint.app")
+        resp = self._app_only_answer(request, host, tenant, is_admin, claims)
+        counters.status("sharepoint.app", resp.status)
+        return resp
+
+    def _app_only_answer(self, request, host, tenant, is_admin, claims) -> web.Response:
+        if claims.get("tid") != tenant["id"]:
+            return _sp_error(request, 401, "-2147024891, System.UnauthorizedAccessException", ACCESS_DENIED)
+        if str(claims.get("appidacr")) == "1":
+            return json_response({"error_description": "Unsupported app only token."}, 401, {
+                "WWW-Authenticate": (f'Bearer realm="{tenant["id"]}",client_id="{SPO_APP_ID}",trusted_issuers='
+                                     '"00000001-0000-0000-c000-000000000000@*,https://sts.windows.net/*/,'
+                                     'https://login.microsoftonline.com/*/v2.0",'
+                                     'authorization_uri="https://login.windows.net/common/oauth2/authorize"'),
+                "x-ms-diagnostics": '3001000;reason="There has been an error authenticating the request.";'
+                                    'category="invalid_client"'})
+        roles = set(claims.get("roles") or [])
+        allowed = {"Sites.FullControl.All"} if is_admin else {
+            "Sites.Read.All", "Sites.ReadWrite.All", "Sites.Manage.All", "Sites.FullControl.All"}
+        if not allowed & roles:
+            return _sp_error(request, 403, "-2147024891, System.UnauthorizedAccessException", ACCESS_DENIED)
+        site = f"https://{host}"
+        web_info = {"Title": f"{tenant['name']} {'SharePoint admin center' if is_admin else 'Team Site'}",
+                    "Url": site, "Id": str(uuid.uuid5(uuid.NAMESPACE_URL, site))}
+        select = [f.strip() for f in request.query.get("$select", "").split(",") if f.strip()]
+        if select:
+            web_info = {k: v for k, v in web_info.items() if k in select}
+        if not wants_json(request):
+            return _xml_response(_xml_entry(site, "SP.Web", web_info))
+        return json_response({"d": web_info} if "odata=verbose" in request.headers.get("Accept", "") else web_info)
 
     def _active_user(self, request, upn: str):
         user = self.state.directory.user(upn)
