@@ -73,6 +73,10 @@ def _operation(op: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
         problem = {"description": "Problem (RFC 9457)", "content": {PROBLEM_MEDIA: {"schema": _ref(Problem)}}}
         if status in (429, 503):
             problem["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+        if status == 401 and not op.anonymous:
+            # The Functions host itself refuses a missing or wrong key, before the app runs:
+            # an empty body, as on Azure (and on the local host, which imitates it).
+            problem = {"description": "No or wrong function key (answered by the Functions host: empty body)"}
         if described is None:
             out["responses"][str(status)] = problem
     return out
