@@ -14,6 +14,7 @@ from typing import Iterable
 
 from shared.domain.jobs import JobTally, Job, JobItem, WorkMessage
 from shared.domain.pool import PoolMember
+from shared.domain.certificates import CertificateInfo
 from shared.domain.profile import LastValidation, Password, SecretRef, ServiceAccountProfile
 
 
@@ -289,3 +290,24 @@ class WebhookEventLog(Pingable):
     def forget(self, portal_id: str, event_id: str) -> None:
         """Undo :meth:`try_record` when processing failed, so the portal's retry is not a no-op;
         idempotent (an unknown id is a no-op)."""
+
+
+class CertificateStore(Pingable):
+    """App profiles' certificates in Key Vault. The private key never leaves it: the store creates
+    (non-exportable) or imports a certificate and signs digests with its key. Raises
+    DependencyUnavailable when the vault does not answer, NotFound for an unknown certificate."""
+
+    @abc.abstractmethod
+    def create_certificate(self, name: str, *, subject: str, validity_months: int) -> CertificateInfo:
+        """A new version of ``name`` whose key is generated in the vault and cannot be exported."""
+
+    @abc.abstractmethod
+    def import_certificate(self, name: str, pfx: bytes, password: Password | None) -> CertificateInfo:
+        """A new version of ``name`` from a PFX; InvalidInput when the PFX cannot be read."""
+
+    @abc.abstractmethod
+    def get_certificate(self, name: str, version: str | None = None) -> CertificateInfo: ...
+
+    @abc.abstractmethod
+    def sign_digest(self, key_id: str, digest: bytes) -> bytes:
+        """RS256 signature of a SHA-256 ``digest`` by the vault (one sign operation)."""
