@@ -177,15 +177,19 @@ class FakeJobRepository(_Dependency, JobRepository):
             raise PreconditionFailed()
         self.jobs[(job.tenant_id, job.id)] = job
 
-    def create_item(self, item, *, claimed_until=None, tally=None):
-        self._check()
-        if (item.job_id, item.profile_id) in self.rows:
-            raise PreconditionFailed()
+    def _write(self, item, claimed_until, tally):
+        """The item and (in the same step, as the adapter's transaction) the writer's tally."""
         etag = f"e{next(self._n)}"
         self.rows[(item.job_id, item.profile_id)] = (item, claimed_until, etag)
         if tally is not None:
             self.tally_rows[(item.job_id, tally.shard)] = tally
         return etag
+
+    def create_item(self, item, *, claimed_until=None, tally=None):
+        self._check()
+        if (item.job_id, item.profile_id) in self.rows:
+            raise PreconditionFailed()
+        return self._write(item, claimed_until, tally)
 
     def tallies(self, job_id):
         self._check()
@@ -220,11 +224,7 @@ class FakeJobRepository(_Dependency, JobRepository):
         row = self.rows.get((item.job_id, item.profile_id))
         if row is None or (etag != "*" and etag != row[2]):
             raise PreconditionFailed()
-        new = f"e{next(self._n)}"
-        self.rows[(item.job_id, item.profile_id)] = (item, claimed_until, new)
-        if tally is not None:
-            self.tally_rows[(item.job_id, tally.shard)] = tally
-        return new
+        return self._write(item, claimed_until, tally)
 
 
 class FakePoolRepository(_Dependency, PoolRepository):

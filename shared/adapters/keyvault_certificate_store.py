@@ -8,7 +8,6 @@ never holds it).
 """
 from __future__ import annotations
 
-import logging
 from typing import Callable
 
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
@@ -16,13 +15,11 @@ from azure.keyvault.certificates import (CertificateClient, CertificatePolicy, K
                                          WellKnownIssuerNames)
 from azure.keyvault.keys.crypto import CryptographyClient, SignatureAlgorithm
 
-from shared.adapters.keyvault_secret_store import _error_code, _retry_after
+from shared.adapters.keyvault_secret_store import vault_unavailable
 from shared.domain.certificates import CertificateInfo, sha256_thumbprint
 from shared.domain.errors import DependencyUnavailable, FieldError, InvalidInput, NotFound
 from shared.domain.ports import CertificateStore
 from shared.domain.profile import Password
-
-log = logging.getLogger(__name__)
 
 
 def _info(cert: KeyVaultCertificate) -> CertificateInfo:
@@ -41,10 +38,7 @@ class KeyVaultCertificateStore(CertificateStore):
         self._crypto = crypto
 
     def _fail(self, exc: AzureError, action: str) -> DependencyUnavailable:
-        status, code = getattr(exc, "status_code", None), _error_code(exc)
-        log.warning("Key Vault certificate %s failed: %s (HTTP %s, %s)", action, type(exc).__name__, status, code,
-                    extra={"dependency": "keyvault", "status": status, "error_code": code})
-        return DependencyUnavailable("Key Vault", retry_after=_retry_after(exc))
+        return vault_unavailable(exc, f"certificate {action}")
 
     def ping(self) -> None:
         try:

@@ -43,6 +43,14 @@ def _retry_after(exc: AzureError) -> int:
         return 5
 
 
+def vault_unavailable(exc: AzureError, action: str) -> DependencyUnavailable:
+    """The domain error for a vault call that failed, logged with its status and error code."""
+    status, code = getattr(exc, "status_code", None), _error_code(exc)
+    log.warning("Key Vault %s failed: %s (HTTP %s, %s)", action, type(exc).__name__, status, code,
+                extra={"dependency": "keyvault", "status": status, "error_code": code})
+    return DependencyUnavailable("Key Vault", retry_after=_retry_after(exc))
+
+
 class KeyVaultSecretStore(SecretStore):
     """:class:`SecretStore` on one vault; one round trip per call (``get_values``: 1 + versions read)."""
 
@@ -50,10 +58,7 @@ class KeyVaultSecretStore(SecretStore):
         self._client = client
 
     def _fail(self, exc: AzureError, action: str) -> DependencyUnavailable:
-        status, code = getattr(exc, "status_code", None), _error_code(exc)
-        log.warning("Key Vault %s failed: %s (HTTP %s, %s)", action, type(exc).__name__, status, code,
-                    extra={"dependency": "keyvault", "status": status, "error_code": code})
-        return DependencyUnavailable("Key Vault", retry_after=_retry_after(exc))
+        return vault_unavailable(exc, action)
 
     def _tolerating_404(self, action: str, call) -> None:
         """One vault call for which "not found" is already the wanted state."""
