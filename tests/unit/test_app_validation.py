@@ -1,0 +1,64 @@
+"""The app profile's Validation Test rules: permissions from the manifest (data), the certificate's
+dates, and the catalog messages they lead to on path ``app``."""
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from shared.domain.app_validation import (admin_consent_url, certificate_signal, check_permissions,
+                                          permission_manifest, permission_signal, required_permissions)
+from shared.domain.certificates import CertificateInfo
+from shared.domain.troubleshooting import Signal, classify
+
+NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
+FULL = {"graph": ("Sites.FullControl.All", "User.Read.All"), "sharepoint": ("Sites.FullControl.All",)}
+
+
+def cert(days_left: int) -> CertificateInfo:
+    return CertificateInfo("c", "v", "ab" * 20, "x", NOW - timedelta(days=300), NOW + timedelta(days=days_left),
+                           "https://v/keys/c/v", b"der")
+
+
+def message(code):
+    return classify(Signal(code=code, path="app")).message_id if code else None
+
+
+@pytest.mark.parametrize("roles, code, message_id", [
+    (FULL, None, None),
+    ({"graph": ("sites.fullcontrol.all", "USER.READ.ALL"), "sharepoint": ("Sites.FullControl.All",)}, None, None),
+    ({"graph": (), "sharepoint": ()}, "APP_NO_ROLES", "APP_CONSENT_MISSING"),
+    ({"graph": ("User.Read.All",), "sharepoint": ("Sites.FullControl.All",)}, "APP_ROLES_MISSING",
+     "APP_PERMISSION_MISSING"),
+    ({"graph": FULL["graph"], "sharepoint": ()}, "APP_ROLES_MISSING", "APP_PERMISSION_MISSING"),
+])
+def test_roles_against_the_backup_manifest(roles, code, message_id):
+    check = check_permissions("backup", roles)
+    assert permission_signal(check) == code and message(code) == message_id
+
+
+def test_what_is_missing_is_named_per_resource():
+    check = check_permissions("backup", {"graph": ("User.Read.All",), "sharepoint": ()})
+    assert check.missing == {"graph": ("Sites.FullControl.All",), "sharepoint": ("Sites.FullControl.All",)}
+
+
+@pytest.mark.parametrize("days_left, code, message_id", [
+    (365, None, None), (30, None, None), (29, "CERT_EXPIRING", "CERTIFICATE_EXPIRING"),
+    (0, "CERT_EXPIRED", "CERTIFICATE_EXPIRED"), (-3, "CERT_EXPIRED", "CERTIFICATE_EXPIRED"),
+])
+def test_certificate_dates(days_left, code, message_id):
+    assert certificate_signal(cert(days_left), NOW) == code and message(code) == message_id
+
+
+def test_the_manifest_is_data_and_every_workload_names_both_resources():
+    manifest = permission_manifest()
+    assert set(manifest["workloads"]) >= {"backup", "governance"}
+    for workload in manifest["workloads"]:
+        needed = required_permissions(workload)
+        assert needed["graph"] and needed["sharepoint"]
+    assert {"AuditLog.Read.All", "Policy.Read.All"} <= set(manifest["optional"]["graph"])
+
+
+def test_admin_consent_url():
+    url = admin_consent_url("https://login.microsoftonline.com", "11111111-1111-4111-8111-111111111111",
+                            "c0ffee00-0000-4000-8000-000000000002")
+    assert url == ("https://login.microsoftonline.com/11111111-1111-4111-8111-111111111111/adminconsent"
+                   "?client_id=c0ffee00-0000-4000-8000-000000000002")
