@@ -120,9 +120,9 @@ class BodyTooLarge(ValueError):
 
 
 #: The limits every request body is held to, in one place (webhooks included): its size, the
-#: nesting depth of its JSON and the digits of one number. Every body the contract accepts is far
-#: below them (the largest, a pool of 500 members or a job of 1,000 ids, is under 64 KiB).
-MAX_BODY_BYTES = 256 * 1024
+#: nesting depth of its JSON and the digits of one number. Every body the contract accepts is below
+#: them: the largest, a job of 10,000 profile ids (``MAX_PROFILE_IDS``), is about 381 KiB.
+MAX_BODY_BYTES = 512 * 1024
 MAX_DEPTH = 16
 MAX_NUMBER_DIGITS = 20
 

@@ -163,7 +163,7 @@ def test_a_dependency_down_is_503_with_retry_after_and_nothing_written(app):
 # --- issue 12: no 500 from any input; body limits from one place (shared.contract.base)
 
 @pytest.mark.parametrize("raw, status, slug", [
-    (b'{"name": "' + b"x" * (300 * 1024) + b'"}', 413, "payload-too-large"),
+    (b'{"name": "' + b"x" * (600 * 1024) + b'"}', 413, "payload-too-large"),
     (b'{"a":' * 17 + b"1" + b"}" * 17, 400, "malformed-json"),
     (b'{"name": 123456789012345678901}', 400, "malformed-json"),
 ])
@@ -207,3 +207,15 @@ def test_odd_webhook_headers_are_401_not_500(app):
 def test_a_hostile_correlation_id_is_replaced(app):
     r = app.call("getProfile", headers={"x-correlation-id": "abc\r\nSet-Cookie: x=1"}, tenantId=T, profileId=T)
     assert "\n" not in r.headers["x-correlation-id"] and r.headers["x-correlation-id"] != "abc"
+
+
+def test_the_largest_body_the_contract_accepts_is_within_the_size_limit(app):
+    """A job over the most profile ids the schema allows is accepted, not refused as too large."""
+    import json
+    import uuid
+
+    from shared.domain.jobs import MAX_PROFILE_IDS
+
+    body = json.dumps({"profileIds": [str(uuid.uuid4()) for _ in range(MAX_PROFILE_IDS)]}).encode()
+    r = app.call("createValidationJob", raw=body, tenantId=T)
+    assert r.status == 202 and r.json()["total"] == MAX_PROFILE_IDS
