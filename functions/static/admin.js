@@ -495,7 +495,9 @@ function renderPoolChoices() {
   const select = $("poolAdd");
   const inPool = new Set(poolMembers.map((m) => m.profileId));
   const choices = state.profiles.filter((p) => p.kind === "mfa" && !inPool.has(p.id));
+  const chosen = select.value;  // a refresh of the list or the pool keeps the operator's choice
   select.replaceChildren(...choices.map((p) => el("option", {value: p.id, text: `${p.name} (${p.username})`})));
+  if (choices.some((p) => p.id === chosen)) select.value = chosen;
   select.disabled = $("poolAddButton").disabled = !choices.length;
   if (!choices.length) select.append(el("option", {value: "", text: "No loaded MFA profile to add"}));
 }
