@@ -13,19 +13,15 @@ from collections import Counter
 from typing import Any
 from urllib.parse import urlsplit
 
-from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.core.pipeline.transport import RequestsTransport
 
 
-class CountingPolicy(SansIOHTTPPolicy):
+class CountingPolicy:
     """Counts requests by ``"<METHOD> <table|queue>[/<what>]"``."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()
-
-    def on_request(self, request: Any) -> None:
-        self.count(request.http_request)
 
     def count(self, req: Any) -> None:
         parts = [p for p in urlsplit(req.url).path.split("/") if p]

@@ -10,7 +10,7 @@ import json
 import re
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from shared.domain.errors import FieldError, InvalidInput
@@ -26,7 +26,6 @@ def _whole_number(value: Any) -> Any:
     return value
 
 
-WholeInt = Annotated[int, BeforeValidator(_whole_number)]
 
 
 def whole_numbers(*fields: str):

@@ -6,7 +6,7 @@ from typing import Any, ClassVar, Optional
 
 from pydantic import Field
 
-from shared.contract.base import Guid, RequestModel, ResponseModel, WholeInt, absent, literal_of
+from shared.contract.base import Guid, RequestModel, ResponseModel, absent, literal_of
 from shared.domain.errors import FieldError
 from shared.domain.profile import AdminCenter as DomainAdminCenter
 from shared.domain.profile import (ADMIN_CENTER_URL_MAX, ADMIN_CENTER_URL_PATTERN, DESCRIPTION_MAX, NAME_MAX,
@@ -140,7 +140,7 @@ class ListProfilesQuery(RequestModel):
 
     kind: Optional[KindLiteral] = None  # type: ignore[valid-type]
     last_status: Optional[LastStatus] = None  # type: ignore[valid-type]
-    page_size: WholeInt = Field(default=50, ge=1, le=200)
+    page_size: int = Field(default=50, ge=1, le=200)  # a query string: lax, "50" is 50
     continuation_token: Optional[str] = Field(default=None, min_length=1, max_length=4096)
 
 
