@@ -225,7 +225,8 @@ class LocalHost:
                                 sinks={"queue": QueueOutputSink(self._clients, self.config.queues)})
         front_end = HttpFrontEnd(self.functions, route_prefix=self.config.route_prefix, settings=self.settings,
                                  invoker=self._invoker, fire=self._fire_and_forget,
-                                 is_serving=lambda: self._serving)
+                                 is_serving=lambda: self._serving,
+                                 custom_headers=self.config.custom_headers)
         # Bind the port first: if that fails, no message has been fetched yet.
         self._runner = web.AppRunner(front_end.application(), access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()

@@ -1,7 +1,7 @@
 """The parts of ``host.json`` that the local host honours, with the Functions host's defaults.
 
-Only ``extensions.http.routePrefix``, ``extensions.queues`` and the top-level ``functions`` list are
-read; everything else (logging, extension bundle, function timeout) is accepted and ignored.
+Only ``extensions.http.routePrefix`` and ``customHeaders``, ``extensions.queues`` and the top-level
+``functions`` list are read; everything else (logging, extension bundle, function timeout) is accepted and ignored.
 """
 from __future__ import annotations
 
@@ -74,6 +74,8 @@ class HostConfig:
     route_prefix: str = "api"
     queues: QueuesOptions = field(default_factory=QueuesOptions)
     functions: tuple[str, ...] | None = None  # host.json "functions": load only these
+    #: ``extensions.http.customHeaders``: added to every HTTP answer, the host's own included
+    custom_headers: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None) -> "HostConfig":
@@ -82,7 +84,10 @@ class HostConfig:
         http = extensions.get("http") or {}
         prefix = str(http.get("routePrefix", "api")).strip("/")
         listed = raw.get("functions")
-        return cls(route_prefix=prefix,
+        headers = http.get("customHeaders") or {}
+        if not isinstance(headers, Mapping) or not all(isinstance(v, str) for v in headers.values()):
+            raise ValueError("extensions.http.customHeaders must be an object of header names to strings")
+        return cls(route_prefix=prefix, custom_headers=dict(headers),
                    queues=QueuesOptions.from_dict(extensions.get("queues") or {}),
                    functions=tuple(listed) if listed is not None else None)
 

@@ -1,8 +1,15 @@
 """HTTP front end (aiohttp): HTTP triggers under the route prefix, and the host's admin API.
 
-Order of checks, as on Azure: route (404) → method (405) → key (401) → invocation (500 with an
-empty body on an unhandled exception). Keys come from ``x-functions-key`` or ``?code=``; the local
-key (``LOCAL_FUNCTION_KEY``) is both the function key and the master key.
+Order of checks, as on Azure: route and method (404: the host's routes carry their methods as a
+route constraint, so a known path with a method no function takes is not found either, not 405) →
+key (401) → invocation (500 on an unhandled exception). Keys come from ``x-functions-key`` or
+``?code=``; the local key (``LOCAL_FUNCTION_KEY``) is both the function key and the master key.
+
+The host's own answers (:func:`host_answer`: 401, 404, 413, 500, 503) have an empty body, no
+``Content-Type`` and none of the app's headers (no ``x-correlation-id``): the real host keeps its
+request id (``X-ARR-LOG-ID`` or a new GUID) for its logs only. host.json
+``extensions.http.customHeaders`` are added to every answer, the host's and the app's, without
+replacing a header the function set (README: sources).
 
 Admin API (master key unless noted): ``POST /admin/functions/{name}`` with ``{"input": "..."}``
 runs a non-HTTP function now and answers 202; ``GET /admin/functions`` lists the functions;
@@ -13,7 +20,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Mapping
 
 from aiohttp import web
 from azure.functions.meta import Datum
@@ -28,8 +35,16 @@ logger = logging.getLogger(__name__)
 
 KEY_HEADER = "x-functions-key"
 _NOT_FORWARDED = {"content-length", "transfer-encoding", "connection"}
+#: The host's request size limit (``FUNCTIONS_REQUEST_BODY_SIZE_LIMIT``'s default, 100 MB).
+MAX_REQUEST_BYTES = 100 * 1024 * 1024
 
 Fire = Callable[[IndexedFunction, Any], Awaitable[None]]
+
+
+def host_answer(status: int, headers: Mapping[str, str] | None = None) -> web.Response:
+    """An answer of the host itself: the status, an empty body (``Content-Length: 0``, no
+    ``Content-Type``)."""
+    return web.Response(status=status, headers=headers)
 
 
 def route_of(fn: IndexedFunction) -> str:
@@ -85,15 +100,17 @@ def response_from(datum: Datum | None) -> web.Response:
 
 class HttpFrontEnd:
     def __init__(self, functions: list[IndexedFunction], *, route_prefix: str, settings: AppSettings,
-                 invoker: Invoker, fire: Fire, is_serving: Callable[[], bool]):
+                 invoker: Invoker, fire: Fire, is_serving: Callable[[], bool],
+                 custom_headers: Mapping[str, str] | None = None):
         self._functions = {fn.name.lower(): fn for fn in functions}
         self._routes = build_route_table(functions)
         self._prefix = split_path(route_prefix)
         self._settings, self._invoker, self._fire = settings, invoker, fire
         self._is_serving = is_serving
+        self._custom_headers = dict(custom_headers or {})
 
     def application(self) -> web.Application:
-        app = web.Application(client_max_size=100 * 1024 * 1024)  # the host's 100 MB request limit
+        app = web.Application(client_max_size=MAX_REQUEST_BYTES)
         app.router.add_route("*", "/{tail:.*}", self.handle)
         return app
 
@@ -102,47 +119,55 @@ class HttpFrontEnd:
         return any(hmac.compare_digest(presented.encode(), key.encode()) for key in self._settings.keys)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        response = await self._answer(request)
+        for name, value in self._custom_headers.items():  # the host's TryAdd: the function's win
+            if name not in response.headers:
+                response.headers[name] = value
+        return response
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         if not self._is_serving():  # still starting, or draining for shutdown
-            return web.Response(status=503)
+            return host_answer(503)
         segments = split_path(request.rel_url.raw_path)
         if segments and segments[0].lower() == "admin":
             return await self._admin(request, segments[1:])
         n = len(self._prefix)
         if [s.lower() for s in segments[:n]] != [s.lower() for s in self._prefix]:
-            return web.Response(status=404)
-        match, allowed = self._routes.find("/".join(segments[n:]), request.method)
-        if match is None:
-            if allowed:
-                return web.Response(status=405, headers={"Allow": ", ".join(sorted(allowed))})
-            return web.Response(status=404)
+            return host_answer(404)
+        match, _ = self._routes.find("/".join(segments[n:]), request.method)
+        if match is None:  # no route, or none for this method: the host answers 404 either way
+            return host_answer(404)
         fn: IndexedFunction = match.target
         if str(fn.trigger.get("authLevel", "FUNCTION")).upper() != "ANONYMOUS" and not self._has_key(request):
-            return web.Response(status=401)
-        body = await request.read()
+            return host_answer(401)
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:  # over the host's request limit (100 MB)
+            return host_answer(413)
         record = await self._invoker.invoke(fn, request_datum(request, body, match.values),
                                             reason="This function was programmatically called via the host APIs.")
         if not record.succeeded:
-            return web.Response(status=500)
+            return host_answer(500)
         return response_from(record.http_response)
 
     async def _admin(self, request: web.Request, rest: list[str]) -> web.StreamResponse:
         path = "/".join(rest).lower()
         if path == "host/ping":
-            return web.Response(status=200)
+            return host_answer(200)
         if not self._has_key(request):
-            return web.Response(status=401)
+            return host_answer(401)
         if path == "host/status" and request.method == "GET":
             return web.json_response({"id": "local", "state": "Running", "processUptime": None})
         if path == "functions" and request.method == "GET":
             return web.json_response([self._describe(fn) for fn in self._functions.values()])
         if len(rest) == 2 and rest[0].lower() == "functions" and request.method == "POST":
             return await self._invoke_now(request, rest[1])
-        return web.Response(status=404)
+        return host_answer(404)
 
     async def _invoke_now(self, request: web.Request, name: str) -> web.StreamResponse:
         fn = self._functions.get(name.lower())
         if fn is None:
-            return web.Response(status=404)
+            return host_answer(404)
         if fn.trigger_type == HTTP_TRIGGER:
             return web.json_response({"error": "HTTP-triggered functions are called on their route"},
                                      status=400)

@@ -56,14 +56,54 @@ def test_guid_alpha_optional_and_catch_all(host, path, status, route):
         assert response.json()["route"] == route
 
 
-def test_unknown_route_is_404_and_wrong_method_is_405(host):
-    assert get(host, "/api/nowhere").status_code == 404
-    assert get(host, "/items/42").status_code == 404  # outside the route prefix
-    response = requests.put(host.url + "/api/items/42")
-    assert response.status_code == 405
-    assert set(response.headers["Allow"].split(", ")) == {"GET", "DELETE"}
+def assert_host_answer(response: requests.Response, status: int) -> None:
+    """The host's own answer: the status, ``Content-Length: 0``, no body, no Content-Type, no
+    x-correlation-id (the real host logs its request id, it does not send one)."""
+    assert response.status_code == status
+    assert response.content == b""
+    if response.request.method != "HEAD":
+        assert response.headers.get("Content-Length") == "0"
+    assert "Content-Type" not in response.headers and "x-correlation-id" not in response.headers
+    assert "Allow" not in response.headers
+
+
+def test_unknown_route_and_wrong_method_are_the_hosts_empty_404(host):
+    """A method no function takes is 404 like an unknown path, as on Azure (the host's routes
+    carry their methods as a route constraint: Azure/azure-functions-host#10098, #11625)."""
+    assert_host_answer(get(host, "/api/nowhere"), 404)
+    assert_host_answer(get(host, "/items/42"), 404)  # outside the route prefix
+    assert_host_answer(requests.put(host.url + "/api/items/42"), 404)
+    assert_host_answer(requests.head(host.url + "/api/items/42"), 404)  # HEAD is not GET
+    assert_host_answer(requests.get(host.url + "/api/echo/x"), 404)
     assert requests.delete(host.url + "/api/items/42").status_code == 204
-    assert requests.get(host.url + "/api/echo/x").status_code == 405
+    assert get(host, "/api/items/42").status_code == 200
+
+
+def test_missing_key_is_the_hosts_empty_401(host):
+    assert_host_answer(get(host, "/api/secure/function"), 401)
+    assert_host_answer(get(host, "/api/secure/admin", headers={"x-functions-key": "wrong"}), 401)
+    assert_host_answer(requests.get(host.url + "/admin/functions"), 401)
+
+
+def test_a_body_over_the_hosts_limit_is_its_empty_413(start_local_host, names, monkeypatch):
+    from devtools.local_host import web as front
+
+    monkeypatch.setattr(front, "MAX_REQUEST_BYTES", 1024)
+    small = start_local_host(sample_app.app, settings=settings_of(names),
+                             host_config=host_json(functions=HTTP_FUNCTIONS))
+    assert_host_answer(requests.put(small.url + "/api/echo/x", data=b"x" * 4096), 413)
+    assert requests.put(small.url + "/api/echo/x", json={"x": "x" * 400}).status_code == 201
+
+
+def test_custom_headers_from_host_json_reach_every_answer(start_local_host, names):
+    config = host_json(functions=HTTP_FUNCTIONS)
+    config["extensions"]["http"]["customHeaders"] = {"X-Content-Type-Options": "nosniff",
+                                                     "Content-Type": "text/x-never"}
+    custom = start_local_host(sample_app.app, settings=settings_of(names), host_config=config)
+    for response in (requests.get(custom.url + "/api/nowhere"), requests.get(custom.url + "/api/secure/function"),
+                     requests.get(custom.url + "/api/items/42")):
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert requests.get(custom.url + "/api/items/42").headers["Content-Type"].startswith("application/json")
 
 
 @pytest.mark.parametrize("path, level", [("/api/secure/function", "function"),
@@ -118,7 +158,7 @@ def test_mimetype_charset_cookies_and_str_return(host):
 def test_unhandled_exception_is_500_with_empty_body_and_a_logged_error(host, caplog):
     with caplog.at_level(logging.ERROR, logger="devtools.local_host"):
         response = get(host, "/api/boom")
-    assert (response.status_code, response.content) == (500, b"")
+    assert_host_answer(response, 500)
     [record] = [r for r in caplog.records if "Functions.boom" in r.getMessage()]
     assert "Failed" in record.getMessage() and "kaboom" in str(record.exc_info[1])
     assert host.invocations.wait_for("boom")[0].succeeded is False
