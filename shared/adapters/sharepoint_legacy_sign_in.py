@@ -36,6 +36,7 @@ from email.utils import parsedate_to_datetime
 from typing import Protocol
 from urllib.parse import urlsplit
 from xml.etree import ElementTree
+from xml.parsers import expat
 from xml.sax.saxutils import escape
 
 from shared.adapters.upstream_http import Exchange, UpstreamHttp
@@ -107,15 +108,53 @@ def issue_request(username: str, password: str, *, sts_url: str, applies_to: str
                        applies_to=_xml(applies_to)).encode("utf-8")
 
 
+class ForbiddenXml(ValueError):
+    """The XML declares a DTD, an entity or an external reference (SOAP 1.2 forbids a DTD)."""
+
+
+def _forbid(*_args) -> None:
+    raise ForbiddenXml("the XML declares a document type, an entity or an external reference")
+
+
+def _qualified(name: str) -> str:
+    return "{" + name if "}" in name else name  # expat's "uri}local" as ElementTree's "{uri}local"
+
+
+def parse_xml(content: bytes) -> ElementTree.Element:
+    """Parse with entity expansion off, as defusedxml's ``DefusedXMLParser(forbid_dtd=True)`` does:
+    expat's DOCTYPE, entity, unparsed-entity and external-reference handlers refuse, so whatever
+    the encoding (UTF-16, a BOM, a DTD after a long comment) no entity is declared or expanded.
+    The tree is ElementTree's (``{uri}local`` names), built from expat's events.
+
+    :raises ForbiddenXml: for any of those; :raises ElementTree.ParseError: for malformed XML.
+    """
+    builder = ElementTree.TreeBuilder()
+    parser = expat.ParserCreate(namespace_separator="}")
+    parser.buffer_text = True
+    parser.StartDoctypeDeclHandler = _forbid
+    parser.EntityDeclHandler = _forbid
+    parser.UnparsedEntityDeclHandler = _forbid
+    parser.ExternalEntityRefHandler = _forbid
+    parser.StartElementHandler = lambda name, attrs: builder.start(
+        _qualified(name), {_qualified(k): v for k, v in attrs.items()})
+    parser.EndElementHandler = lambda name: builder.end(_qualified(name))
+    parser.CharacterDataHandler = builder.data
+    try:
+        parser.Parse(content, True)
+    except expat.ExpatError as exc:
+        raise ElementTree.ParseError(str(exc)) from exc
+    return builder.close()
+
+
 def parse_issue_response(content: bytes) -> tuple[str | None, str | None, str | None]:
     """``(service token, error code, safe description)`` from extSTS.srf's answer.
 
     The error code is the AADSTS code of a fault, ``STS_FAULT`` or ``STS_INVALID_RESPONSE``.
     """
-    if b"<!DOCTYPE" in content[:2048] or b"<!ENTITY" in content:
-        return None, "STS_INVALID_RESPONSE", "the security token service answered with a document type"
     try:
-        root = ElementTree.fromstring(content)
+        root = parse_xml(content)
+    except ForbiddenXml:
+        return None, "STS_INVALID_RESPONSE", "the security token service answered with a document type"
     except ElementTree.ParseError:
         return None, "STS_INVALID_RESPONSE", "the security token service did not answer with XML"
     fault = root.find(".//S:Body/S:Fault", NS)
