@@ -19,6 +19,9 @@ Routes (JSON in and out; errors are ``{"error": "<message naming the field>"}`` 
 ``POST   /_sim/faults/rules``            add one rule
 ``PUT|DELETE /_sim/faults/outage``       ``{"mode": "reset"|"503"|"refused", "seconds": n}``
 ``PUT|DELETE /_sim/faults/sharepoint-throttle``  ``{"limit", "windowSeconds", "retryAfter"?, "users"?}``
+``POST   /_sim/faults/hostile``          add a hostile-body rule ``{"endpoint", "kind": "billionLaughs"|"huge"|``
+                                         ``"invalidUtf8"|"trickle", "status"?, "count"?, "windowSeconds"?, ...}``
+``DELETE /_sim/faults/hostile``          remove every hostile-body rule (``DELETE /_sim/faults`` too)
 ``GET|DELETE /_sim/counters``            per-endpoint request counters
 ``GET|DELETE /_sim/signins[?user=upn]``  the sign-in log
 ``POST   /_sim/tokens``                  mint a token for tests (``audience``, ``upn``|``appId``, ``expiresIn``)
@@ -101,6 +104,8 @@ class ControlApi:
         r.add("DELETE", r"/_sim/faults/outage", self.clear_outage)
         r.add("PUT", r"/_sim/faults/sharepoint-throttle", self.put_throttle)
         r.add("DELETE", r"/_sim/faults/sharepoint-throttle", self.clear_throttle)
+        r.add("POST", r"/_sim/faults/hostile", self.add_hostile)
+        r.add("DELETE", r"/_sim/faults/hostile", self.clear_hostile)
         r.add("GET", r"/_sim/counters", self.get_counters)
         r.add("DELETE", r"/_sim/counters", self.clear_counters)
         r.add("GET", r"/_sim/signins", self.get_signins)
@@ -380,6 +385,17 @@ class ControlApi:
         self.state.faults.add_rule(rule)
         return json_response(self.state.faults.snapshot())
 
+    async def add_hostile(self, request):
+        try:
+            self.state.faults.add_hostile(await self._body(request))
+        except ValueError as exc:
+            return _err(400, str(exc))
+        return json_response(self.state.faults.snapshot())
+
+    async def clear_hostile(self, request):
+        self.state.faults.clear_hostile()
+        return json_response(self.state.faults.snapshot())
+
     @staticmethod
     def _check_outage(outage: dict | None) -> None:
         if outage and outage["mode"] == "refused" and "seconds" not in outage:
@@ -592,6 +608,13 @@ class SimulatorControl:
 
     def clear_faults(self) -> dict:
         return self._call("DELETE", "/faults")
+
+    def add_hostile(self, endpoint: str, kind: str, **rule) -> dict:
+        """E.g. ``add_hostile("sharepoint.sts", "billionLaughs", count=1)`` or ``("graph", "trickle")``."""
+        return self._call("POST", "/faults/hostile", dict(rule, endpoint=endpoint, kind=kind))
+
+    def clear_hostile(self) -> dict:
+        return self._call("DELETE", "/faults/hostile")
 
     def set_outage(self, mode: str, seconds: float | None = None, retry_after: int | None = None) -> dict:
         body: dict = {"mode": mode}

@@ -141,3 +141,77 @@ def test_bad_fault_rule_names_the_field(sim):
         sim.control.add_fault("graph", status=404)
     with pytest.raises(SimulatorControlError, match="rule.endpoint"):
         sim.control.add_fault("exchange", status=503)
+
+
+# --- hostile bodies (issue 12, point 6) --------------------------------------------------------
+
+def require_hostile_bodies(sim, session) -> None:
+    """Skip when the server does not answer with hostile bodies yet (devtools/m365sim/server.py
+    must hand a verdict's ``hostile`` rule to :func:`devtools.m365sim.faults.respond`)."""
+    from devtools.m365sim.faults import INVALID_UTF8
+
+    sim.control.add_hostile("entra.discovery", "invalidUtf8", count=1)
+    served = INVALID_UTF8 in session.get(DISCOVERY).content
+    sim.control.clear_hostile()
+    if not served:
+        pytest.skip("m365sim's server does not apply hostile-body rules (server.py: faults.respond hook)")
+
+
+def test_hostile_rules_are_checked_listed_and_cleared(sim):
+    from devtools.m365sim import SimulatorControlError
+
+    for bad in ({"kind": "laughs"}, {"megabytes": 0}, {"intervalMs": "1"}, {"colour": "red"}):
+        with pytest.raises(SimulatorControlError) as info:
+            sim.control.add_hostile("graph", **{"kind": "huge", **bad})
+        assert info.value.status == 400 and list(bad)[0] in str(info.value)
+    with pytest.raises(SimulatorControlError):
+        sim.control.add_hostile("nowhere", "huge")
+    snapshot = sim.control.add_hostile("sharepoint.*", "trickle", count=2, intervalMs=500)
+    assert snapshot["hostile"] == [{"endpoint": "sharepoint.*", "kind": "trickle", "count": 2, "intervalMs": 500}]
+    assert sim.control.clear_hostile()["hostile"] == []
+    sim.control.add_hostile("graph", "huge")
+    assert sim.control.clear_faults()["hostile"] == []
+
+
+def test_billion_laughs_on_the_legacy_sts(sim, sim_session):
+    from .helpers import rst_envelope
+
+    require_hostile_bodies(sim, sim_session)
+    sim.control.add_hostile("sharepoint.sts", "billionLaughs", count=1)
+
+    def post():
+        return sim_session.post(f"{LOGIN}/extSTS.srf", timeout=10,
+                                data=rst_envelope(f"mfa@{C}", APP_PASSWORD, "https://contoso-admin.sharepoint.com"),
+                                headers={"Content-Type": "application/soap+xml; charset=utf-8"})
+    resp = post()
+    assert resp.status_code == 200 and resp.headers["Content-Type"].startswith("application/soap+xml")
+    assert b"<!DOCTYPE" in resp.content and resp.content.count(b"&lol8;") == 10 and len(resp.content) < 2000
+    assert b"<!DOCTYPE" not in post().content  # count=1: the next answer is the real one
+    assert sim.control.counters()["sharepoint.sts"]["byStatus"]["hostile.billionLaughs"] == 1
+
+
+def test_a_50_mb_body_with_its_length(sim, sim_session):
+    require_hostile_bodies(sim, sim_session)
+    sim.control.add_hostile("graph", "huge", count=1)
+    with sim_session.get("https://graph.microsoft.com/v1.0/me", stream=True) as resp:
+        assert resp.status_code == 200 and int(resp.headers["Content-Length"]) == 50 * 1024 * 1024
+        assert len(resp.raw.read(1024 * 1024)) == 1024 * 1024  # it really comes
+
+
+def test_invalid_utf8_in_the_endpoints_media_type(sim, sim_session):
+    require_hostile_bodies(sim, sim_session)
+    sim.control.add_hostile("entra.token", "invalidUtf8", status=400, count=1)
+    resp = sim_session.post(f"{LOGIN}/{CONTOSO}/oauth2/v2.0/token", data={"grant_type": "password"})
+    assert resp.status_code == 400 and resp.headers["Content-Type"] == "application/json; charset=utf-8"
+    with pytest.raises(UnicodeDecodeError):
+        resp.content.decode("utf-8")
+
+
+def test_a_trickle_sends_one_byte_per_interval(sim, sim_session):
+    require_hostile_bodies(sim, sim_session)
+    sim.control.add_hostile("entra.token", "trickle", intervalMs=200, bytes=100, count=1)
+    started = time.monotonic()
+    with sim_session.post(f"{LOGIN}/{CONTOSO}/oauth2/v2.0/token", data={}, stream=True) as resp:
+        assert int(resp.headers["Content-Length"]) == 100
+        got = b"".join(resp.raw.read(1) for _ in range(5))
+    assert got == b"     " and 0.7 <= time.monotonic() - started < 3
