@@ -37,9 +37,10 @@ def correlation_id(req: func.HttpRequest) -> str:
     return given if _CID.fullmatch(given) else str(uuid.uuid4())
 
 
-def body(req: func.HttpRequest, model: type[M], *, optional: bool = False) -> M | None:
+def body(req: func.HttpRequest, model: type[M] | Callable[[bytes], M], *, optional: bool = False) -> M | None:
     """The request body parsed by ``model`` (415 for another media type, 400 when it is not JSON,
-    422 naming every field that breaks a rule). An optional body may be left out (None)."""
+    422 naming every field that breaks a rule). An optional body may be left out (None). ``model``
+    may be a parser that picks the model (a body with variants, e.g. by ``kind``)."""
     raw = raw_body(req)
     if optional and not raw.strip():
         return None
@@ -47,7 +48,9 @@ def body(req: func.HttpRequest, model: type[M], *, optional: bool = False) -> M 
     if ctype not in ("application/json", "application/merge-patch+json") and not ctype.endswith("+json"):
         raise BadRequest(UNSUPPORTED_MEDIA, f"Content-Type {ctype!r} is not supported; send application/json.")
     try:
-        return parse_body(model, raw or b"null")
+        if isinstance(model, type):
+            return parse_body(model, raw or b"null")
+        return model(raw or b"null")
     except MalformedJson as exc:
         raise BadRequest(MALFORMED_JSON, f"The body is not valid JSON ({exc}).") from exc
 

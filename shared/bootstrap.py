@@ -15,7 +15,7 @@ from typing import Callable
 from shared import names
 from shared.cloud import endpoints_for
 from shared.config import Settings
-from shared.domain.ports import (JobRepository, OutcomePublisher, PoolRepository,
+from shared.domain.ports import (CertificateStore, JobRepository, OutcomePublisher, PoolRepository,
                                  ProfileRepository, SecretStore, ValidationHistory, WebhookEventLog, WorkQueue)
 from shared.domain.probes import AccountProbe
 from shared.services.health import HealthService
@@ -107,10 +107,31 @@ def key_vault_client(settings: Settings, session=None):
                         transport=build_transport(settings, session), **CLIENT_OPTIONS)
 
 
+def certificate_store(settings: Settings, session=None):
+    """The app profiles' :class:`~shared.adapters.keyvault_certificate_store.KeyVaultCertificateStore`:
+    a ``CertificateClient`` and, per key, a ``CryptographyClient`` (sign only), on one credential
+    and the cloud's session."""
+    from azure.keyvault.certificates import CertificateClient
+    from azure.keyvault.keys.crypto import CryptographyClient
+
+    from shared.adapters.http_session import build_credential, build_session, build_transport
+    from shared.adapters.keyvault_certificate_store import KeyVaultCertificateStore
+    from shared.adapters.keyvault_secret_store import CLIENT_OPTIONS
+
+    session = session or build_session(settings)
+    credential = build_credential(settings, session)
+    return KeyVaultCertificateStore(
+        CertificateClient(settings.key_vault_uri, credential, transport=build_transport(settings, session),
+                          **CLIENT_OPTIONS),
+        lambda key_id: CryptographyClient(key_id, credential, transport=build_transport(settings, session),
+                                          **CLIENT_OPTIONS))
+
+
 def bootstrap(settings: Settings, *, profiles: ProfileRepository | None = None, secrets: SecretStore | None = None,
               history: ValidationHistory | None = None, publisher: OutcomePublisher | None = None,
               probe: AccountProbe | None = None, jobs: JobRepository | None = None, work: WorkQueue | None = None,
               pool: PoolRepository | None = None, webhook_events: WebhookEventLog | None = None,
+              certificates: CertificateStore | None = None,
               clock: Callable[[], datetime] = utcnow, provision: bool = True) -> Services:
     """Wire the services. Adapters not given are built from ``settings`` (Azure SDK clients on the
     one storage connection, Key Vault through the cloud's session, msal through the same session)."""
@@ -162,12 +183,18 @@ def bootstrap(settings: Settings, *, profiles: ProfileRepository | None = None, 
         from shared.adapters.table_webhook_event_log import TableWebhookEventLog
 
         webhook_events = TableWebhookEventLog(storage.table(names.WEBHOOK_EVENTS_TABLE))
+    if certificates is None:
+        certificates = certificate_store(settings, http_session())
     if provision and storage.used:
         storage.provision()
 
-    profile_services = ProfileServices(profiles, secrets, endpoints_for(settings.cloud), clock)
+    profile_services = ProfileServices(profiles, secrets, endpoints_for(settings.cloud), clock,
+                                       certificates=certificates,
+                                       certificate_subject=settings.app_certificate_subject,
+                                       certificate_validity_months=settings.app_certificate_validity_months)
     validation = ValidationService(profiles, secrets, history, publisher, probe, settings.reserved_ip_ranges,
-                                   deadline_seconds=settings.validation_deadline)
+                                   deadline_seconds=settings.validation_deadline, certificates=certificates,
+                                   consent_url=profile_services.consent_url)
     job_services = JobServices(jobs, profiles, validation, work, clock,
                                revalidation_max_age_hours=settings.revalidation_max_age_hours,
                                revalidation_spread_seconds=settings.revalidation_spread_minutes * 60)

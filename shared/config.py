@@ -69,6 +69,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("VALIDATION_DEADLINE_SECONDS",
             "Overall deadline of one Validation Test, shared by all its upstream and Key Vault calls; past it "
             "the outcome is SERVICE_UNAVAILABLE with the steps reached.", "25"),
+    Setting("APP_CERTIFICATE_SUBJECT",
+            "Subject of the certificates Key Vault generates for app profiles (non-exportable keys).",
+            "CN=m365-service-account-profiles"),
+    Setting("APP_CERTIFICATE_VALIDITY_MONTHS",
+            "Validity of the certificates Key Vault generates for app profiles.", "12"),
     Setting("WEBHOOK_PORTALS",
             "Portals allowed to send signed webhooks and the tenants each may act for: "
             "'portal=tenantId|tenantId;other=*' ('*': every tenant). Any other portal is refused "
@@ -164,6 +169,8 @@ class Settings:
     webhook_replay_window_seconds: int = 300
     pool_lease_seconds: int = 300
     validation_deadline: float = 25.0
+    app_certificate_subject: str = "CN=m365-service-account-profiles"
+    app_certificate_validity_months: int = 12
     #: portal id → the tenants it may act for (None: every tenant).
     webhook_portals: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
 
@@ -198,6 +205,8 @@ class Settings:
             revalidation_max_age_hours=_int(env, "REVALIDATION_MAX_AGE_HOURS"),
             revalidation_spread_minutes=_int(env, "REVALIDATION_SPREAD_MINUTES"),
             webhook_replay_window_seconds=_int(env, "WEBHOOK_REPLAY_WINDOW_SECONDS"),
+            app_certificate_subject=_get(env, "APP_CERTIFICATE_SUBJECT") or "",
+            app_certificate_validity_months=_int(env, "APP_CERTIFICATE_VALIDITY_MONTHS"),
             pool_lease_seconds=_int(env, "POOL_LEASE_SECONDS"),
             validation_deadline=float(_int(env, "VALIDATION_DEADLINE_SECONDS")),
             webhook_portals=parse_portals(_get(env, "WEBHOOK_PORTALS") or ""),

@@ -21,3 +21,8 @@ def profile_secret_name(tenant_id: str, profile_id: str) -> str:
 
 def webhook_secret_name(portal_id: str) -> str:
     return f"webhook-{portal_id}"
+
+
+def profile_certificate_name(tenant_id: str, profile_id: str) -> str:
+    """The Key Vault certificate (and key) of an app profile; each rotation is a new version."""
+    return f"app-{tenant_id}-{profile_id}"

@@ -11,8 +11,8 @@ from dataclasses import replace
 
 from shared.domain.errors import (DependencyUnavailable, NameConflict, NotFound, PreconditionFailed,
                                   ProfileNotFound, SecretMissing)
-from shared.domain.ports import (JobRepository, OutcomePublisher, Page, PoolRepository, ProfileRepository,
-                                 SecretStore, ValidationHistory, WebhookEventLog, WorkQueue)
+from shared.domain.ports import (CertificateStore, JobRepository, OutcomePublisher, Page, PoolRepository,
+                                 ProfileRepository, SecretStore, ValidationHistory, WebhookEventLog, WorkQueue)
 from shared.domain.profile import LastValidation, Password, SecretRef, ServiceAccountProfile, name_key
 
 
@@ -98,12 +98,17 @@ class FakeProfileRepository(_Dependency, ProfileRepository):
         return any(t == tenant_id and name_key(p.name) == name_key(name) and p.id != exclude_profile_id
                    for (t, _), p in self.rows.items())
 
-    def record_validation(self, profile, last: LastValidation, *, legacy_apps_blocked=None):
+    def record_validation(self, profile, last: LastValidation, *, legacy_apps_blocked=None, sharepoint_url=None,
+                          certificate_alert=None):
         self._check()
         current = self.get(profile.tenant_id, profile.id)
         changes = {"last_validation": last}
         if legacy_apps_blocked is not None:
             changes["legacy_apps_blocked"] = legacy_apps_blocked
+        if current.app is not None and (sharepoint_url is not None or certificate_alert is not None):
+            app = current.app
+            changes["app"] = replace(app, sharepoint_url=sharepoint_url or app.sharepoint_url,
+                                     alert=app.alert if certificate_alert is None else certificate_alert)
         self.rows[(profile.tenant_id, profile.id)] = replace(current, etag=self._etag(), **changes)
 
 
@@ -160,6 +165,102 @@ class FakeSecretStore(SecretStore):
         if name in self.deleted:
             return []
         return [value for _, value, enabled in reversed(self.versions.get(name, [])) if enabled][:limit]
+
+
+class FakeCertificateStore(CertificateStore):
+    """Versions per name as Key Vault keeps them; certificates are real self-signed X.509 (so PEM
+    and thumbprints are real), keys stay inside (``sign_digest`` signs, nothing exports).
+    ``exports`` stays 0: there is no operation that could raise it."""
+
+    def __init__(self, clock=None):
+        from datetime import datetime, timezone
+
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self.versions: dict[str, list] = {}
+        self.keys: dict[str, object] = {}
+        self.deleted: set[str] = set()
+        self.down = False
+        self.signs = 0
+
+    def _check(self):
+        if self.down:
+            raise DependencyUnavailable("Key Vault", retry_after=7)
+
+    def ping(self):
+        self._check()
+
+    def _new(self, name, key, cert):
+        from cryptography.hazmat.primitives import hashes, serialization
+
+        from shared.domain.certificates import CertificateInfo, sha256_thumbprint
+
+        self.deleted.discard(name)
+        version = f"v{len(self.versions.get(name, [])) + 1}"
+        der = cert.public_bytes(serialization.Encoding.DER)
+        key_id = f"https://fake.vault/keys/{name}/{version}"
+        self.keys[key_id] = key
+        info = CertificateInfo(name=name, version=version, thumbprint=cert.fingerprint(hashes.SHA1()).hex(),
+                               thumbprint_sha256=sha256_thumbprint(der), not_before=cert.not_valid_before_utc,
+                               not_after=cert.not_valid_after_utc, key_id=key_id, cer=der)
+        self.versions.setdefault(name, []).append(info)
+        return info
+
+    def create_certificate(self, name, *, subject, validity_months):
+        from datetime import timedelta
+
+        self._check()
+        key, cert = make_certificate(subject, self._clock(), timedelta(days=30 * validity_months))
+        return self._new(name, key, cert)
+
+    def import_certificate(self, name, pfx, password):
+        from cryptography.hazmat.primitives.serialization import pkcs12
+
+        from shared.domain.errors import FieldError, InvalidInput
+
+        self._check()
+        try:
+            key, cert, _ = pkcs12.load_key_and_certificates(pfx, password.reveal().encode() if password else None)
+        except ValueError as exc:
+            raise InvalidInput([FieldError("certificate.pfx", "format", "Key Vault could not read the PFX.")]) from exc
+        return self._new(name, key, cert)
+
+    def get_certificate(self, name, version=None):
+        self._check()
+        if name in self.deleted or name not in self.versions:
+            raise NotFound("Certificate", name)
+        versions = self.versions[name]
+        found = [c for c in versions if c.version == version] if version else versions[-1:]
+        if not found:
+            raise NotFound("Certificate", name)
+        return found[0]
+
+    def sign_digest(self, key_id, digest):
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding, utils
+
+        self._check()
+        self.signs += 1
+        return self.keys[key_id].sign(digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
+
+    def delete_certificate(self, name):
+        self._check()
+        if name in self.versions:
+            self.deleted.add(name)
+
+
+def make_certificate(subject: str, now, validity):
+    """A self-signed RSA certificate valid from ``now`` for ``validity`` (for tests' PFX files)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject.removeprefix("CN="))])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + validity)
+            .sign(key, hashes.SHA256()))
+    return key, cert
 
 
 class FakeJobRepository(_Dependency, JobRepository):

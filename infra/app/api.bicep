@@ -190,6 +190,8 @@ var appSettings = {
   WEBHOOK_REPLAY_WINDOW_SECONDS: string(webhookReplayWindowSeconds)
   POOL_LEASE_SECONDS: string(poolLeaseSeconds)
   VALIDATION_DEADLINE_SECONDS: '25'
+  APP_CERTIFICATE_SUBJECT: 'CN=m365-service-account-profiles'
+  APP_CERTIFICATE_VALIDITY_MONTHS: '12'
   WEBHOOK_PORTALS: '' // the portal registry (portal=tenantId|tenantId;...): none until an operator adds one
 }
 

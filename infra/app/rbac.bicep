@@ -14,6 +14,10 @@
 // |                                |                                | moves exhausted messages to -poison                                 |
 // | Key Vault Secrets Officer      | the vault                      | sets, reads, soft-deletes and recovers profile app passwords; reads |
 // |                                |                                | webhook secrets (Secrets User could not write)                      |
+// | Key Vault Certificates Officer | the vault                      | creates (non-exportable key) and imports app profiles' certificates,|
+// |                                |                                | reads their public part, soft-deletes them                           |
+// | Key Vault Crypto User          | the vault                      | signs app profiles' client assertions with the certificate's key    |
+// |                                |                                | (the sign operation: the key is never read or exported)              |
 // | Monitoring Metrics Publisher   | the Application Insights       | Entra-authenticated telemetry ingestion (local auth is disabled)    |
 //
 // Key Vault roles follow the Key Vault SDK clients that shared/ and functions/ construct
@@ -54,6 +58,8 @@ var roles = {
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+  keyVaultCertificatesOfficer: 'a4417e6f-fecd-4de8-b567-7b0420556985'
+  keyVaultCryptoUser: '12338af0-0e69-4776-bea7-57ae8d297424'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
 }
 
@@ -104,6 +110,26 @@ resource secretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   scope: vault
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource certificatesOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, principalId, roles.keyVaultCertificatesOfficer)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultCertificatesOfficer)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource cryptoUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, principalId, roles.keyVaultCryptoUser)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultCryptoUser)
     principalId: principalId
     principalType: 'ServicePrincipal'
   }

@@ -83,6 +83,16 @@ class KeyVaultCertificateStore(CertificateStore):
             raise self._fail(exc, "get") from exc
         return _info(cert)
 
+    def delete_certificate(self, name: str) -> None:
+        """1 round trip: the delete starts; its poller is not waited for (soft delete is immediate
+        for reads, the purge-protection window does the rest)."""
+        try:
+            self._certificates.begin_delete_certificate(name)
+        except ResourceNotFoundError:
+            return
+        except AzureError as exc:
+            raise self._fail(exc, "delete") from exc
+
     def sign_digest(self, key_id: str, digest: bytes) -> bytes:
         try:
             return self._crypto(key_id).sign(SignatureAlgorithm.rs256, digest).signature

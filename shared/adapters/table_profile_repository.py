@@ -22,8 +22,9 @@ from shared.adapters.storage import TABLE_STORAGE, TableAdapter, storage_errors
 from shared.domain.errors import (DependencyUnavailable, FieldError, InvalidInput, NameConflict, PreconditionFailed,
                                   ProfileNotFound)
 from shared.domain.ports import Page, ProfileRepository
-from shared.domain.profile import (AdminCenter, AdminCenterMode, HistoryEntry, LastValidation, SecretRef,
-                                   ServiceAccountProfile, name_key)
+from shared.domain.certificates import CertificateInfo
+from shared.domain.profile import (AdminCenter, AdminCenterMode, AppRegistration, HistoryEntry, LastValidation,
+                                   SecretRef, ServiceAccountProfile, name_key)
 
 PROFILE = "profile"
 NAME_INDEX = "name"
@@ -39,9 +40,47 @@ def _utc(value: datetime | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
+def _certificate_json(c: CertificateInfo | None) -> str:
+    """A certificate's public facts and key id (never a key: Key Vault holds it)."""
+    if c is None:
+        return ""
+    return json.dumps({"name": c.name, "version": c.version, "thumbprint": c.thumbprint,
+                       "thumbprintSha256": c.thumbprint_sha256, "notBefore": c.not_before.isoformat(),
+                       "notAfter": c.not_after.isoformat(), "keyId": c.key_id,
+                       "cer": base64.b64encode(c.cer).decode()})
+
+
+def _certificate(text: str | None) -> CertificateInfo | None:
+    if not text:
+        return None
+    d = json.loads(text)
+    return CertificateInfo(name=d["name"], version=d["version"], thumbprint=d["thumbprint"],
+                           thumbprint_sha256=d["thumbprintSha256"], not_before=datetime.fromisoformat(d["notBefore"]),
+                           not_after=datetime.fromisoformat(d["notAfter"]), key_id=d["keyId"],
+                           cer=base64.b64decode(d["cer"]))
+
+
+def _app_columns(app: AppRegistration | None) -> dict[str, Any]:
+    return {"ClientId": app.client_id if app else "", "Workload": app.workload if app else "",
+            "SharePointUrl": (app.sharepoint_url or "") if app else "",
+            "Certificate": _certificate_json(app.certificate if app else None),
+            "PreviousCertificate": _certificate_json(app.previous_certificate if app else None),
+            "CertificateAlert": app.alert if app and app.alert is not None else -1}
+
+
+def _app(e: dict[str, Any]) -> AppRegistration | None:
+    if not e.get("ClientId") or not e.get("Certificate"):
+        return None
+    alert = e.get("CertificateAlert")
+    return AppRegistration(client_id=e["ClientId"], certificate=_certificate(e["Certificate"]),
+                           previous_certificate=_certificate(e.get("PreviousCertificate")),
+                           workload=e.get("Workload") or "backup", sharepoint_url=e.get("SharePointUrl") or None,
+                           alert=alert if isinstance(alert, int) and alert >= 0 else None)
+
+
 def to_entity(p: ServiceAccountProfile) -> dict[str, Any]:
     lv = p.last_validation
-    return {
+    return {**_app_columns(p.app),
         "PartitionKey": p.tenant_id, "RowKey": p.id, "EntityType": PROFILE,
         "Name": p.name, "NameKey": name_key(p.name), "Description": p.description,
         "MfaEnabled": p.mfa_enabled, "Kind": p.kind.value, "Username": p.username,
@@ -69,7 +108,7 @@ def from_entity(e: dict[str, Any]) -> ServiceAccountProfile:
         secret=SecretRef(e["SecretName"], e["SecretVersion"]) if e.get("SecretName") else None,
         password_updated_at=_utc(e.get("PasswordUpdatedAt")), created_at=_utc(e["CreatedAt"]),
         updated_at=_utc(e["UpdatedAt"]), last_validation=lv,
-        legacy_apps_blocked=bool(e.get("LegacyAppsBlocked", False)), history=history,
+        legacy_apps_blocked=bool(e.get("LegacyAppsBlocked", False)), history=history, app=_app(e),
         etag=e.metadata.get("etag") if hasattr(e, "metadata") else None)
 
 
@@ -197,7 +236,8 @@ class TableProfileRepository(TableAdapter, ProfileRepository):
         return row.get("ProfileId") != exclude_profile_id
 
     def record_validation(self, profile: ServiceAccountProfile, last: LastValidation, *,
-                          legacy_apps_blocked: bool | None = None) -> None:
+                          legacy_apps_blocked: bool | None = None, sharepoint_url: str | None = None,
+                          certificate_alert: int | None = None) -> None:
         """Merge the last validation into the row without touching user-edited fields."""
         patch: dict[str, Any] = {"PartitionKey": profile.tenant_id, "RowKey": profile.id,
                                  "LastValidationStatus": last.status,
@@ -205,6 +245,10 @@ class TableProfileRepository(TableAdapter, ProfileRepository):
                                  "LastValidationAt": last.at}
         if legacy_apps_blocked is not None:
             patch["LegacyAppsBlocked"] = legacy_apps_blocked
+        if sharepoint_url is not None:
+            patch["SharePointUrl"] = sharepoint_url
+        if certificate_alert is not None:
+            patch["CertificateAlert"] = certificate_alert
         try:
             self._table.update_entity(patch, mode=UpdateMode.MERGE)
         except ResourceNotFoundError as exc:

@@ -2,20 +2,27 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar, Optional
+import base64
+import binascii
+from typing import Any, ClassVar, Literal, Optional
 
 from pydantic import Field
 
-from shared.contract.base import Guid, RequestModel, ResponseModel, absent, literal_of
+from shared.contract.base import GUID_PATTERN, Guid, RequestModel, ResponseModel, absent, literal_of
+from shared.domain.app_validation import permission_manifest, required_permissions
 from shared.domain.errors import FieldError
 from shared.domain.profile import AdminCenter as DomainAdminCenter
 from shared.domain.profile import (ADMIN_CENTER_URL_MAX, ADMIN_CENTER_URL_PATTERN, DESCRIPTION_MAX, NAME_MAX,
-                                   NAME_PATTERN, PASSWORD_MAX, UPN_MAX, UPN_PATTERN, AdminCenterMode, Kind,
+                                   NAME_PATTERN, PASSWORD_MAX, UPN_MAX, UPN_PATTERN, AdminCenterMode,
+                                   AppProfileInput, CertificateSource, GenerateCertificate, ImportCertificate, Kind,
                                    ProfileInput, ProfileView, admin_center_errors, guidance, limitation_catalog,
                                    profile_input)
 from shared.domain.profile import Password as DomainPassword
 from shared.domain.validation import LAST_STATUSES, OUTCOME_STATUSES, ValidationForm
 
+WorkloadLiteral = literal_of(permission_manifest()["workloads"])
+#: The tenant's SharePoint root (``https://contoso.sharepoint.com``), in any Microsoft cloud.
+SHAREPOINT_URL_PATTERN = r"^https://[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.sharepoint(?:-mil)?\.(?:com|us|cn|de)$"
 ModeLiteral = literal_of(AdminCenterMode)
 KindLiteral = literal_of(Kind)
 LimitationId = literal_of(limitation_catalog())
@@ -125,6 +132,10 @@ class ProfilePatch(_ProfileRules):
                                     json_schema_extra={"writeOnly": True},
                                     description="A new password (null or absent: unchanged). Write-only.")
     admin_center: Optional[AdminCenterPatch] = None
+    client_id: str = absent(pattern=GUID_PATTERN, description="App profiles: the Application (client) ID")
+    workload: WorkloadLiteral = absent(description="App profiles: the workload")  # type: ignore[valid-type]
+    share_point_url: Optional[str] = Field(default=None, pattern=SHAREPOINT_URL_PATTERN, max_length=300,
+                                           description="App profiles: the tenant's SharePoint URL (null: find it)")
 
     @classmethod
     def rule_errors(cls, raw: Any) -> list[FieldError]:
@@ -133,6 +144,121 @@ class ProfilePatch(_ProfileRules):
     def changes(self) -> dict[str, Any]:
         """The patch in request shape, only what the caller sent (``None`` = reset)."""
         return self.model_dump(by_alias=True, exclude_unset=True)
+
+
+# --- app profiles --------------------------------------------------------------------------------
+
+#: A PFX is a few KiB; 64 KiB of base64 leaves room for a chain.
+PFX_BASE64_MAX = 65536
+BASE64_PATTERN = r"^[A-Za-z0-9+/\r\n]+={0,2}$"
+CERTIFICATE_CHOICE = "Send either generate: true (Key Vault creates the certificate) or pfx (with its password)."
+
+
+class CertificateIn(RequestModel):
+    """Where an app profile's certificate comes from: ``{"generate": true}`` (Key Vault creates it
+    with a key that cannot be exported) or ``{"pfx": "<base64>", "password": "..."}`` (imported
+    into Key Vault; the password is write-only)."""
+
+    model_config = {"json_schema_extra": {"oneOf": [
+        {"required": ["generate"], "not": {"anyOf": [{"required": ["pfx"]}, {"required": ["password"]}]}},
+        {"required": ["pfx"], "not": {"required": ["generate"]}}]}}
+
+    generate: Literal[True] = absent(description="Key Vault generates the certificate (non-exportable key)")
+    pfx: str = absent(min_length=4, max_length=PFX_BASE64_MAX, pattern=BASE64_PATTERN,
+                      description="A PKCS#12 file, base64; imported into Key Vault")
+    password: str = Field(default=None, min_length=1, max_length=PASSWORD_MAX,
+                          json_schema_extra=lambda schema: (schema.pop("default", None), schema.update(writeOnly=True)),
+                          description="The PFX's password. Write-only: never returned.")
+
+    @staticmethod
+    def errors_of(raw: Any, prefix: str = "certificate") -> list[FieldError]:
+        if not isinstance(raw, dict):
+            return []
+        errors = []
+        if ("generate" in raw) == ("pfx" in raw):
+            errors.append(FieldError(prefix, "choice", CERTIFICATE_CHOICE))
+        elif "password" in raw and "pfx" not in raw:
+            errors.append(FieldError(f"{prefix}.password".lstrip("."), "notAllowed", "A password belongs to a pfx."))
+        return errors
+
+    @classmethod
+    def rule_errors(cls, raw: Any) -> list[FieldError]:
+        return cls.errors_of(raw, prefix="")
+
+    def source(self) -> CertificateSource:
+        if self.pfx is not None:
+            return ImportCertificate(_pfx_bytes(self.pfx), DomainPassword(self.password) if self.password else None)
+        return GenerateCertificate()
+
+
+def _pfx_bytes(text: str) -> bytes:
+    """The PFX's bytes; base64 that does not decode gives no bytes, which Key Vault then refuses
+    (one answer, ``certificate.pfx``, for every PFX it cannot read)."""
+    try:
+        return base64.b64decode(text + "=" * (-len(text.rstrip("=")) % 4))
+    except (binascii.Error, ValueError):
+        return b""
+
+
+ClientId = Field(pattern=GUID_PATTERN, json_schema_extra={"format": "uuid"},
+                 description="Application (client) ID of the Entra app registration")
+SharePointUrl = Field(default=None, pattern=SHAREPOINT_URL_PATTERN, max_length=300,
+                      description="The tenant's SharePoint URL, such as https://contoso.sharepoint.com (absent: "
+                                  "the Validation Test finds it through Microsoft Graph and remembers it)")
+WorkloadField = Field(default="backup", description="Which application permissions the app needs "
+                                                    "(the required-permissions manifest)")
+
+
+class AppProfileCreate(RequestModel):
+    """An app profile: an Entra app registration that signs in with a certificate held in Key Vault."""
+
+    MESSAGES: ClassVar[dict[tuple[str, str], str]] = MESSAGES
+
+    kind: Literal["app"]
+    name: str = Name
+    description: Optional[str] = Description
+    client_id: str = ClientId
+    certificate: CertificateIn
+    workload: WorkloadLiteral = WorkloadField  # type: ignore[valid-type]
+    share_point_url: Optional[str] = SharePointUrl
+
+    @classmethod
+    def rule_errors(cls, raw: Any) -> list[FieldError]:
+        return CertificateIn.errors_of(raw.get("certificate")) if isinstance(raw, dict) else []
+
+    def to_input(self) -> AppProfileInput:
+        return AppProfileInput(name=self.name.strip(), description=self.description or "",
+                               client_id=self.client_id.lower(), certificate=self.certificate.source(),
+                               workload=self.workload, sharepoint_url=self.share_point_url)
+
+
+def parse_profile_create(raw: bytes) -> "ProfileCreate | AppProfileCreate":
+    """The create body as the kind it names: ``"kind": "app"`` is an app profile, anything else
+    the spec's MFA/common form (whose schema has no ``kind``)."""
+    from shared.contract.base import _decode, parse_body
+
+    decoded = _decode(raw)
+    model = AppProfileCreate if isinstance(decoded, dict) and decoded.get("kind") == "app" else ProfileCreate
+    return parse_body(model, raw)
+
+
+class MigrateRequest(RequestModel):
+    """Turn an MFA or common profile into an app profile (``POST .../migrate``)."""
+
+    client_id: str = ClientId
+    certificate: CertificateIn = Field(default_factory=lambda: CertificateIn(generate=True),
+                                       description="Default: Key Vault generates it")
+    workload: WorkloadLiteral = WorkloadField  # type: ignore[valid-type]
+    share_point_url: Optional[str] = SharePointUrl
+
+    @classmethod
+    def rule_errors(cls, raw: Any) -> list[FieldError]:
+        return CertificateIn.errors_of(raw.get("certificate")) if isinstance(raw, dict) else []
+
+    def to_input(self, name: str, description: str) -> AppProfileInput:
+        return AppProfileInput(name=name, description=description, client_id=self.client_id.lower(),
+                               certificate=self.certificate.source(), workload=self.workload,
+                               sharepoint_url=self.share_point_url)
 
 
 class ListProfilesQuery(RequestModel):
@@ -169,8 +295,24 @@ class HistoryEntry(ResponseModel):
     detail: str
 
 
+class CertificateOut(ResponseModel):
+    """An app profile's certificate: public facts only (the key stays in Key Vault)."""
+
+    thumbprint: str = Field(description="SHA-1 thumbprint, hex (as the Entra admin center shows it)")
+    not_before: datetime
+    not_after: datetime
+    days_left: int
+
+
+class RequiredPermissions(ResponseModel):
+    """Application permissions the app needs, per resource (the required-permissions manifest)."""
+
+    graph: list[str]
+    sharepoint: list[str]
+
+
 class Profile(ResponseModel):
-    """A profile (never its password, secret name or version)."""
+    """A profile (never its password, secret name or version, never a key)."""
 
     id: Guid
     tenant_id: Guid
@@ -190,6 +332,27 @@ class Profile(ResponseModel):
     etag: Optional[str]
     created_at: datetime
     updated_at: datetime
+    client_id: Optional[str] = Field(default=None, description="App profiles: Application (client) ID")
+    workload: Optional[str] = Field(default=None, description="App profiles: the workload whose permissions it needs")
+    share_point_url: Optional[str] = Field(default=None, description="App profiles: the tenant's SharePoint URL")
+    certificate: Optional[CertificateOut] = Field(default=None, description="App profiles: the certificate")
+    previous_certificate: Optional[CertificateOut] = Field(
+        default=None, description="App profiles, after a rotation: the certificate it replaces, still accepted "
+                                  "until the new one has signed in once")
+    certificate_url: Optional[str] = Field(default=None, description="App profiles: the public certificate "
+                                           "(PEM, or DER with Accept: application/pkix-cert) to upload to the app")
+    admin_consent_url: Optional[str] = Field(default=None, description="App profiles: tenant-wide admin consent")
+    required_permissions: Optional[RequiredPermissions] = None
+
+
+class MigrationResult(ResponseModel):
+    """A profile turned into an app profile: what to do in Entra ID before its first Validation Test."""
+
+    profile: Profile
+    certificate_url: str
+    admin_consent_url: str
+    required_permissions: RequiredPermissions
+    next_steps: list[str]
 
 
 class ProfilePage(ResponseModel):
@@ -211,4 +374,33 @@ def profile_out(view: ProfileView) -> Profile:
         last_validation=profile.last_validation, limitations=list(profile.limitations),
         limitation_details=[Limitation(id=lid, text=catalog[lid]["text"]) for lid in profile.limitations],
         guidance=guidance(profile), history=list(profile.history), etag=profile.etag,
-        created_at=profile.created_at, updated_at=profile.updated_at)
+        created_at=profile.created_at, updated_at=profile.updated_at, **_app_out(view))
+
+
+def _certificate_out(certificate, now: datetime) -> CertificateOut | None:
+    if certificate is None:
+        return None
+    return CertificateOut(thumbprint=certificate.thumbprint, not_before=certificate.not_before,
+                          not_after=certificate.not_after, days_left=certificate.days_left(now))
+
+
+def required_permissions_out(workload: str) -> RequiredPermissions:
+    needed = required_permissions(workload)
+    return RequiredPermissions(graph=list(needed["graph"]), sharepoint=list(needed["sharepoint"]))
+
+
+def certificate_url(tenant_id: str, profile_id: str) -> str:
+    return f"/api/tenants/{tenant_id}/profiles/{profile_id}/certificate"
+
+
+def _app_out(view: ProfileView) -> dict[str, Any]:
+    app, profile = view.profile.app, view.profile
+    if app is None:
+        return {}
+    now = view.as_of or datetime.now(app.certificate.not_after.tzinfo)
+    return {"client_id": app.client_id, "workload": app.workload, "share_point_url": app.sharepoint_url,
+            "certificate": _certificate_out(app.certificate, now),
+            "previous_certificate": _certificate_out(app.previous_certificate, now),
+            "certificate_url": certificate_url(profile.tenant_id, profile.id),
+            "admin_consent_url": view.admin_consent_url,
+            "required_permissions": required_permissions_out(app.workload)}

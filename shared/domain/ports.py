@@ -69,8 +69,11 @@ class ProfileRepository(Pingable):
 
     @abc.abstractmethod
     def record_validation(self, profile: ServiceAccountProfile, last: LastValidation, *,
-                          legacy_apps_blocked: bool | None = None) -> None:
-        """Store the latest validation on the row without touching the user-edited fields.
+                          legacy_apps_blocked: bool | None = None, sharepoint_url: str | None = None,
+                          certificate_alert: int | None = None) -> None:
+        """Store the latest validation on the row without touching the user-edited fields, with
+        what the test learned (None: unchanged): SharePoint's legacy-apps setting, an app
+        profile's SharePoint URL, the certificate alert threshold last published.
 
         Unconditional (no ETag: a validation never conflicts with an edit); ProfileNotFound when absent.
         """
@@ -311,3 +314,8 @@ class CertificateStore(Pingable):
     @abc.abstractmethod
     def sign_digest(self, key_id: str, digest: bytes) -> bytes:
         """RS256 signature of a SHA-256 ``digest`` by the vault (one sign operation)."""
+
+    @abc.abstractmethod
+    def delete_certificate(self, name: str) -> None:
+        """Soft-delete ``name`` with its key (recoverable within the vault's retention); an unknown
+        name is a no-op."""

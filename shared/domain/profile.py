@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
+from shared.domain.certificates import CertificateInfo
 from shared.domain.errors import FieldError
 
 NAME_MAX = 128
@@ -36,6 +37,8 @@ APP_PASSWORD_SHAPE = re.compile(r"^[a-z]{16}$")
 class Kind(str, Enum):
     MFA = "mfa"
     COMMON = "common"
+    #: An Entra app registration signing in with a certificate whose key stays in Key Vault.
+    APP = "app"
 
 
 class AdminCenterMode(str, Enum):
@@ -89,7 +92,7 @@ class LastValidation:
 @dataclass(frozen=True)
 class HistoryEntry:
     at: datetime
-    event: str  # created | converted | passwordChanged | updated
+    event: str  # created | converted | passwordChanged | updated | migrated | certificateRotated | secretRetired
     detail: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,6 +105,33 @@ class SecretRef:
 
     name: str
     version: str
+
+
+#: Days before a certificate's end at which an app profile's outcome is published once more
+#: (scheduled revalidation publishes one outcome per threshold crossed, not one per night).
+CERTIFICATE_ALERT_DAYS = (30, 14, 7, 0)
+
+
+def certificate_alert(days_left: int) -> int | None:
+    """The lowest threshold of :data:`CERTIFICATE_ALERT_DAYS` that ``days_left`` has crossed
+    (0: expired), or None when none is."""
+    crossed = [t for t in CERTIFICATE_ALERT_DAYS if days_left <= t]
+    return min(crossed) if crossed else None
+
+
+@dataclass(frozen=True)
+class AppRegistration:
+    """What an app profile signs in as: the app's client id, its certificate in Key Vault (public
+    facts and the key id only), the certificate it replaces while both are registered, the
+    workload whose permissions it needs and the tenant's SharePoint URL (learned by the test)."""
+
+    client_id: str
+    certificate: CertificateInfo
+    previous_certificate: CertificateInfo | None = None
+    workload: str = "backup"
+    sharepoint_url: str | None = None
+    #: The last :func:`certificate_alert` threshold an outcome was published for.
+    alert: int | None = None
 
 
 @dataclass(frozen=True)
@@ -122,9 +152,14 @@ class ServiceAccountProfile:
     legacy_apps_blocked: bool = False
     history: tuple[HistoryEntry, ...] = ()
     etag: str | None = None
+    #: Set for app profiles. A profile migrated from a user account keeps ``secret`` (its old
+    #: password) until its first passed Validation Test as an app profile, then soft-deletes it.
+    app: AppRegistration | None = None
 
     @property
     def kind(self) -> Kind:
+        if self.app is not None:
+            return Kind.APP
         return Kind.MFA if self.mfa_enabled else Kind.COMMON
 
     @property
@@ -142,6 +177,10 @@ class ProfileView:
 
     profile: ServiceAccountProfile
     effective_admin_center_url: str | None
+    #: App profiles: the tenant-wide admin consent link of the app, and when the view was made
+    #: (the certificate's days left are counted from it).
+    admin_consent_url: str | None = None
+    as_of: datetime | None = None
 
 
 # --- limitations: a catalog that is data -------------------------------------------------------
@@ -175,6 +214,34 @@ class ProfileInput:
     username: str
     admin_center: AdminCenter
     password: Password | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class GenerateCertificate:
+    """Key Vault creates the certificate, with a key that cannot be exported."""
+
+
+@dataclass(frozen=True)
+class ImportCertificate:
+    """A PFX (PKCS#12) the operator has, imported into Key Vault; its password is write-only."""
+
+    pfx: bytes = field(repr=False)
+    password: Password | None = field(default=None, repr=False)
+
+
+CertificateSource = GenerateCertificate | ImportCertificate
+
+
+@dataclass(frozen=True)
+class AppProfileInput:
+    """Validated values of a new app profile (or of a migration: no name, the profile keeps its own)."""
+
+    name: str
+    description: str
+    client_id: str
+    certificate: CertificateSource
+    workload: str = "backup"
+    sharepoint_url: str | None = None
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -248,8 +315,19 @@ def name_key(name: str) -> str:
     return " ".join(name.split()).casefold()
 
 
+APP_GUIDANCE = (
+    "Upload the profile's public certificate (GET .../certificate) to the app registration: App registrations > "
+    "the application > Certificates & secrets > Certificates > Upload certificate. Its private key stays in Key "
+    "Vault and cannot be exported.",
+    "Grant the application permissions listed in requiredPermissions and give admin consent (adminConsentUrl), "
+    "then run the Validation Test.",
+)
+
+
 def guidance(profile_input: ProfileInput | ServiceAccountProfile) -> list[str]:
     """Notes from the spec that the caller should show next to the form."""
+    if getattr(profile_input, "app", None) is not None:
+        return list(APP_GUIDANCE)
     notes = ["AvePoint does not recommend that a personal active user account be used as the "
              "service account. We recommend you use a separate service account to manage all administration."]
     if profile_input.mfa_enabled:
@@ -258,3 +336,10 @@ def guidance(profile_input: ProfileInput | ServiceAccountProfile) -> list[str]:
                      "verified with an app password: the User Role stays blank after the Validation Test.")
         notes.append("Enter the app password of the account in the Password field.")
     return notes
+
+
+def sharepoint_url_of(admin_center_url: str | None) -> str | None:
+    """The tenant's SharePoint URL from its admin center's (``https://contoso-admin.sharepoint.com``
+    → ``https://contoso.sharepoint.com``); None when it is not of that form."""
+    m = re.fullmatch(r"https://([A-Za-z0-9-]+)-admin(\.sharepoint(?:-mil)?\.(?:com|us|cn|de))/?", admin_center_url or "")
+    return f"https://{m.group(1)}{m.group(2)}" if m else None

@@ -101,9 +101,14 @@ def pool_members_rule(errors) -> bool:
     return bool(errors) and all(e["code"] in ("notFound", "notMfa") for e in errors)
 
 
+def pfx_rule(errors) -> bool:
+    """A PFX is read by Key Vault: a schema-valid base64 string that is no PFX is its refusal."""
+    return bool(errors) and all(e["field"] == "certificate.pfx" for e in errors)
+
+
 #: operation → (extra route parameters, the rule on stored state a schema-valid body may break)
 STATELESS = {
-    "createProfile": ({}, no_state_rule),
+    "createProfile": ({}, pfx_rule),
     "validationTest": ({}, no_state_rule),
     "createValidationJob": ({}, no_state_rule),
     "putAccountPool": ({}, pool_members_rule),
@@ -132,9 +137,35 @@ def test_patch_profile(body, stored_mfa):
                       headers={"If-Match": view.profile.etag, "content-type": "application/merge-patch+json"},
                       tenantId=T, profileId=view.profile.id)
     # The merged profile must pass the admin-center rules: with the stored values, a patch the
-    # schema accepts can still break them (e.g. mfaEnabled true on a default admin center).
-    assert_agree("patchProfile", body, answer,
-                 state_rule=lambda errors: errors and all(e["field"].startswith("adminCenter") for e in errors))
+    # schema accepts can still break them (e.g. mfaEnabled true on a default admin center); and the
+    # app profiles' fields are not fields of this stored MFA/common profile.
+    assert_agree("patchProfile", body, answer, state_rule=lambda errors: errors and all(
+        e["field"].startswith("adminCenter") or (e["code"] == "notAllowed" and e["field"] in APP_FIELDS)
+        for e in errors))
+
+
+APP_FIELDS = ("clientId", "workload", "sharePointUrl")
+
+
+@SETTINGS
+@given(body=bodies("migrateProfile"))
+def test_migrate_profile(body):
+    app = InProcessApp()
+    view = app.services.profiles.create_profile(T, profile_input(MFA), correlation_id="c")
+    answer = app.call("migrateProfile", raw=json.dumps(body).encode(), tenantId=T, profileId=view.profile.id)
+    assert_agree("migrateProfile", body, answer, state_rule=pfx_rule)
+
+
+@SETTINGS
+@given(body=bodies("rotateProfileCertificate"))
+def test_rotate_profile_certificate(body):
+    app = InProcessApp()
+    created = app.call("createProfile", body={"kind": "app", "name": "A", "clientId": T,
+                                              "certificate": {"generate": True}}, tenantId=T).json()
+    answer = app.call("rotateProfileCertificate", raw=json.dumps(body).encode(), tenantId=T,
+                      profileId=created["id"])
+    # The body is the certificate itself: Key Vault's refusal of a PFX is named "certificate.pfx".
+    assert_agree("rotateProfileCertificate", body, answer, state_rule=pfx_rule)
 
 
 @SETTINGS
@@ -174,4 +205,5 @@ def test_the_generators_reach_both_sides():
 
 @pytest.mark.parametrize("operation_id", [op for op, o in BY_ID.items() if o.body is not None])
 def test_every_operation_with_a_body_has_a_property(operation_id):
-    assert operation_id in {*STATELESS, "patchProfile", "adminPortalWebhook"}
+    assert operation_id in {*STATELESS, "patchProfile", "migrateProfile", "rotateProfileCertificate",
+                            "adminPortalWebhook"}
