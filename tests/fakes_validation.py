@@ -2,12 +2,18 @@
 
 Every call is recorded (method, arguments without the password's value) so that tests can count
 upstream requests per path and check where the password went.
+
+App profiles: ``app_token`` answers from the queue of its step (``graphToken`` or
+``sharePointToken``), signs a digest through the form's signer like the real adapter (so tests count
+Key Vault sign operations and see which key signed), and by default returns the backup workload's
+roles; ``sharepoint_root`` answers ``https://contoso.sharepoint.com``.
 """
 from __future__ import annotations
 
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
+from shared.domain.certificates import CertificateInfo
 from shared.domain.probes import AccountProbe, Grant, ProbeResult
 from shared.domain.profile import Password
 
@@ -16,16 +22,25 @@ SPA = "f28a1f50-f6e7-4571-818b-6a12f2af6b6c"
 GLOBAL_READER = "f2ef992c-3afb-46b9-b7cf-a126ee74c451"
 
 STEP_OF = {"sign_in_modern": "token", "get_roles": "memberOf", "sign_in_legacy": "wsignin",
-           "check_admin_center": "contextinfo"}
+           "check_admin_center": "contextinfo", "graphToken": "graphToken", "sharePointToken": "sharePointToken",
+           "sharepoint_root": "sitesRoot", "check_sharepoint_app_only": "appOnlyWeb"}
 #: Requests a successful call of each method costs (legacy sign-in: extSTS + wsignin).
-REQUESTS_OF = {"sign_in_modern": 1, "get_roles": 1, "sign_in_legacy": 2, "check_admin_center": 1}
+REQUESTS_OF = {"sign_in_modern": 1, "get_roles": 1, "sign_in_legacy": 2, "check_admin_center": 1,
+               "graphToken": 1, "sharePointToken": 1, "sharepoint_root": 1, "check_sharepoint_app_only": 1}
+#: The roles the consented demo app's tokens carry (the backup workload's needs).
+APP_ROLES = {"graphToken": ("Sites.FullControl.All", "User.Read.All"), "sharePointToken": ("Sites.FullControl.All",)}
+CONTOSO_SHAREPOINT = "https://contoso.sharepoint.com"
 
 
 def ok(method: str, **kw) -> ProbeResult:
     defaults = dict(ok=True, step=STEP_OF[method], requests=REQUESTS_OF[method],
                     correlation_id="cid-from-upstream")
-    if method in ("sign_in_modern", "sign_in_legacy"):
+    if method in ("sign_in_modern", "sign_in_legacy", "graphToken", "sharePointToken"):
         defaults["grant"] = Grant("opaque-token-or-cookies")
+    if method in APP_ROLES:
+        defaults["role_names"] = APP_ROLES[method]
+    if method == "sharepoint_root":
+        defaults["url"] = CONTOSO_SHAREPOINT
     return ProbeResult(**{**defaults, **kw})
 
 
@@ -50,6 +65,8 @@ class FakeAccountProbe(AccountProbe):
 
     script: dict = field(default_factory=lambda: defaultdict(deque))
     calls: list = field(default_factory=list)
+    #: Key Vault key ids the signer was called with, one per ``app_token`` call (a sign operation).
+    signed_with: list = field(default_factory=list)
 
     def answer(self, method: str, *results: ProbeResult) -> "FakeAccountProbe":
         self.script.setdefault(method, deque()).extend(results)
@@ -87,3 +104,18 @@ class FakeAccountProbe(AccountProbe):
     def check_admin_center(self, grant, admin_center_url, *, correlation_id):
         assert isinstance(grant, Grant)
         return self._next("check_admin_center", (admin_center_url, correlation_id))
+
+    def app_token(self, tenant_id, client_id, certificate, sign, *, scope, correlation_id, step):
+        assert isinstance(certificate, CertificateInfo) and step in ("graphToken", "sharePointToken")
+        signature = sign(certificate.key_id, bytes(32))
+        assert isinstance(signature, bytes)
+        self.signed_with.append(certificate.key_id)
+        return self._next(step, (tenant_id, client_id, certificate.thumbprint, scope, correlation_id))
+
+    def sharepoint_root(self, grant, *, correlation_id):
+        assert isinstance(grant, Grant)
+        return self._next("sharepoint_root", (correlation_id,))
+
+    def check_sharepoint_app_only(self, grant, sharepoint_url, *, correlation_id):
+        assert isinstance(grant, Grant)
+        return self._next("check_sharepoint_app_only", (sharepoint_url, correlation_id))

@@ -4,7 +4,9 @@ msal's ``ConfidentialClientApplication`` with ``client_credential={"client_asser
 assertion is built by :func:`shared.domain.certificates.client_assertion` and signed by Key Vault
 (the caller's ``sign``), so msal never sees a key. One token request per resource; msal's own
 caches keep nothing (every test reaches Entra ID), discovery GETs are shared with the modern
-sign-in's bridge. Errors are data (:class:`~shared.domain.probes.ProbeResult`).
+sign-in's bridge. Errors are data (:class:`~shared.domain.probes.ProbeResult`), except the signer's
+own failure (Key Vault unavailable: ``DependencyUnavailable``), which propagates: it is this
+service's dependency that failed, not the tenant's answer, as when Key Vault cannot read a password.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import msal
 from shared.adapters.entra_sign_in import _BRIDGE, _NoTokenCache, _NothingKept, _entra_error_body, entra_error_fields
 from shared.adapters.upstream_http import UpstreamHttp
 from shared.domain.certificates import CertificateInfo, client_assertion, token_roles
+from shared.domain.errors import DependencyUnavailable
 from shared.domain.probes import Grant, ProbeResult
 
 
@@ -46,6 +49,8 @@ class AppSignIn:
                     http_client=_BRIDGE, instance_discovery=False, token_cache=_NoTokenCache(),
                     http_cache=_NothingKept())
                 result = app.acquire_token_for_client(scopes=[scope])
+            except DependencyUnavailable:
+                raise
             except Exception as exc:  # noqa: BLE001 - transport and library errors become data
                 return ex.from_exception(exc, error_fields=_entra_error_body)
             if "access_token" in result:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from pydantic import Field, field_serializer
+from pydantic import Field, SerializationInfo, SerializerFunctionWrapHandler, field_serializer, model_serializer
 
 from shared.contract.base import ResponseModel, literal_of
 from shared.contract.profiles import LimitationId
@@ -39,6 +39,26 @@ class Evidence(ResponseModel):
     upstream_requests: int
 
 
+class Permissions(ResponseModel):
+    """Application permissions (the tokens' ``roles``) per resource."""
+
+    graph: list[str]
+    sharepoint: list[str]
+
+
+class CertificateStatus(ResponseModel):
+    """The app profile's certificate that signed the test (public facts only, never the key)."""
+
+    thumbprint: str = Field(description="SHA-1, hex (as the Microsoft Entra admin center shows it)")
+    not_before: datetime
+    not_after: datetime
+    days_left: int = Field(description="Whole days until notAfter (negative: expired)")
+
+    @field_serializer("not_before", "not_after")
+    def _utc_seconds(self, value: datetime) -> str:
+        return value.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 class ValidationOutcome(ResponseModel):
     """``passed``, ``failed`` (the account or its settings need fixing) or ``error`` (throttled or
     unavailable upstream: try again after ``evidence.retryAfterSeconds``)."""
@@ -56,10 +76,39 @@ class ValidationOutcome(ResponseModel):
     limitations: list[LimitationId]  # type: ignore[valid-type]
     tested_at: datetime
     duration_ms: int
+    # App profiles: the five appear together on an app profile's outcome (each may be null there) and
+    # are left out of the other paths' outcomes (and of records stored before app profiles existed).
+    granted_permissions: Optional[Permissions] = Field(
+        default=None, description="App profiles: the roles of the Microsoft Graph and SharePoint tokens, whenever a "
+                                  "token was obtained")
+    missing_permissions: Optional[Permissions] = Field(
+        default=None, description="App profiles: the required application permissions the tokens lack")
+    certificate: Optional[CertificateStatus] = Field(
+        default=None, description="App profiles: the certificate that signed (during a rotation overlap, the previous "
+                                  "one)")
+    sharepoint_url: Optional[str] = Field(
+        default=None, alias="sharePointUrl",
+        description="App profiles: the SharePoint Online URL used, given or discovered with Graph /v1.0/sites/root")
+    certificate_rotated: Optional[bool] = Field(
+        default=None, description="App profiles: true when the current certificate signed; false when it is not "
+                                  "registered yet and the previous one signed")
 
     @field_serializer("tested_at")
     def _utc_millis(self, value: datetime) -> str:
         return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    # No return annotation: with one, pydantic would take it as the serialization JSON Schema.
+    @model_serializer(mode="wrap")
+    def _app_fields_together(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo):
+        data = handler(self)
+        if all(getattr(self, name) is None for name in APP_FIELDS):
+            for name in APP_FIELDS:
+                data.pop(type(self).model_fields[name].alias if info.by_alias else name, None)
+        return data
+
+
+#: The outcome's fields that only app profiles' tests fill.
+APP_FIELDS = ("granted_permissions", "missing_permissions", "certificate", "sharepoint_url", "certificate_rotated")
 
 
 class ValidationResult(ValidationOutcome):

@@ -18,14 +18,23 @@ step (``ProbeResult.step``) what                                            requ
 ``wsignin``                the token posted to the admin center's sign-in   1
 ``contextinfo``            authenticated ``_api/contextinfo`` probe         1
 ``adminCenter``            the URL refused before any request               0
+``graphToken``             app profile: client-credentials token for        1 (+1 Key Vault sign)
+                           Microsoft Graph (certificate assertion)
+``sitesRoot``              app profile: Graph ``GET /v1.0/sites/root``,     1 (only when the
+                           the tenant's SharePoint host                     URL is not known)
+``sharePointToken``        app profile: client-credentials token for        1 (+1 Key Vault sign)
+                           SharePoint Online
+``appOnlyWeb``             app profile: SharePoint app-only REST            1
+                           ``GET {sharepointUrl}/_api/web``
 =========================  ==============================================  =====================
 """
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
+from shared.domain.certificates import CertificateInfo
 from shared.domain.profile import Password
 
 #: Transport conditions a probe reports in ``error_code`` when no HTTP answer came back.
@@ -78,8 +87,13 @@ class ProbeResult:
         (``capolids``): the evidence for the Conditional Access variant of ``MFA_ENABLED``.
     :ivar role_template_ids: directory role template ids of the account (``memberOf`` step).
     :ivar role_names: display names of those roles, for messages.
-    :ivar grant: the sign-in proof for the next step (``token``, ``wsignin``).
+    :ivar grant: the sign-in proof for the next step (``token``, ``wsignin``, ``graphToken``,
+        ``sharePointToken``).
     :ivar requests: how many HTTP requests this step sent (retries included).
+    :ivar url: a URL the step found out (``sitesRoot``: ``https://{siteCollection.hostname}``).
+
+    App-profile token steps put the token's ``roles`` claim (application permissions) into
+    ``role_names``.
     """
 
     ok: bool
@@ -96,11 +110,16 @@ class ProbeResult:
     role_names: tuple[str, ...] = ()
     grant: Grant | None = None
     requests: int = 0
+    url: str | None = None
 
 
 class AccountProbe(abc.ABC):
     """Signs in as a service account the way the product does. Implementations never raise for
     upstream answers or network trouble: they return a failed :class:`ProbeResult`."""
+
+    #: The Microsoft Graph scope of the probe's cloud, for app-profile tokens (a cloud's adapter
+    #: sets its own: ``https://graph.microsoft.us/.default`` for US Government ...).
+    graph_scope: str = "https://graph.microsoft.com/.default"
 
     @abc.abstractmethod
     def sign_in_modern(self, tenant_id: str, username: str, password: Password, *,
@@ -121,3 +140,22 @@ class AccountProbe(abc.ABC):
     def check_admin_center(self, grant: Grant, admin_center_url: str, *,
                            correlation_id: str) -> ProbeResult:
         """An authenticated request to the admin center (``POST _api/contextinfo``)."""
+
+    @abc.abstractmethod
+    def app_token(self, tenant_id: str, client_id: str, certificate: CertificateInfo,
+                  sign: Callable[[str, bytes], bytes], *, scope: str, correlation_id: str,
+                  step: str) -> ProbeResult:
+        """Client-credentials token of an app registration for ``scope``, with a client assertion
+        that ``sign(certificate.key_id, digest)`` signs (1 request, 1 signature); ``grant`` and
+        ``role_names`` (the ``roles`` claim) on success. ``step``: ``graphToken`` | ``sharePointToken``."""
+
+    @abc.abstractmethod
+    def sharepoint_root(self, grant: Grant, *, correlation_id: str) -> ProbeResult:
+        """Graph ``GET /v1.0/sites/root`` with an app-only Graph token: ``url`` is
+        ``https://{siteCollection.hostname}`` on success (step ``sitesRoot``)."""
+
+    @abc.abstractmethod
+    def check_sharepoint_app_only(self, grant: Grant, sharepoint_url: str, *,
+                                  correlation_id: str) -> ProbeResult:
+        """SharePoint app-only REST ``GET {sharepoint_url}/_api/web`` with the SharePoint token
+        (step ``appOnlyWeb``); 401 "Unsupported app only token" is ``SP_APP_ONLY_REFUSED``."""

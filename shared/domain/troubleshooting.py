@@ -3,7 +3,8 @@
 The catalog is data (``troubleshooting.json`` beside this module):
 
 * ``messages`` — one entry per message id (DESIGN §4): outcome ``status`` (``failed`` or
-  ``error``), the ``message`` (the spec's exact words for Messages 1-3), optional
+  ``error``; ``passed`` only for an entry marked ``"warning": true``, a message shown with a passed
+  test, e.g. ``CERTIFICATE_EXPIRING``), the ``message`` (the spec's exact words for Messages 1-3), optional
   ``solutionsIntro``, ``solutions``, named ``variants`` (their own solutions, e.g. the per-user
   and the Conditional Access variants of ``MFA_ENABLED``), named ``causes`` and ``limitations``.
 * ``genericCodes`` — AADSTS codes that only wrap a more specific one (``AADSTS70002: Error
@@ -38,11 +39,15 @@ How the evidence picks a message where the same code means different things:
 * The client application itself (65001, 700016, 7000112): on the user sign-in (``modern``,
   ``legacy``) the cause names the service's client application (``M365_CLIENT_ID``); on ``app`` it
   is the app profile's own registration.
+* App profiles' permissions: tokens without any ``roles`` (``APP_NO_ROLES``) are consent missing;
+  some required roles missing (``APP_ROLES_MISSING``), a Graph ``sites/root`` 403 or a SharePoint
+  app-only 403 are ``APP_PERMISSION_MISSING`` naming ``{missingPermissions}`` per resource. A
+  SharePoint 401 ``Unsupported app only token`` (``SP_APP_ONLY_REFUSED``) is ``APP_ONLY_TOKEN_REFUSED``.
 
 Texts may hold ``{placeholders}`` filled from the ``params`` given to :func:`classify`
 (``reservedIpRanges``, ``retryAfterSeconds``, ``code``, ``description``, ``httpStatus``,
-``roles``, ``adminCenterUrl``, ``tenantId``, ``correlationId``); an unknown placeholder stays as
-written.
+``roles``, ``adminCenterUrl``, ``tenantId``, ``correlationId``; app profiles: ``adminConsentUrl``,
+``missingPermissions``, ``sharepointUrl``); an unknown placeholder stays as written.
 """
 from __future__ import annotations
 
@@ -56,6 +61,8 @@ CATALOG_PATH = Path(__file__).with_name("troubleshooting.json")
 UNKNOWN_FAILURE = "UNKNOWN_FAILURE"
 CONDITIONS = frozenset({"code", "httpStatus", "path", "mfaEnabled", "step", "passwordShape",
                         "caChallenge"})
+#: Outcome statuses a message may give; ``passed`` only with ``"warning": true``.
+STATUSES = frozenset({"failed", "error", "passed"})
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,11 @@ class Catalog:
         out = []
         if UNKNOWN_FAILURE not in self.messages:
             out.append(f"messages.{UNKNOWN_FAILURE} is missing")
+        for mid, entry in self.messages.items():
+            if entry.get("status") not in STATUSES:
+                out.append(f"messages.{mid}: status {entry.get('status')!r}")
+            elif (entry["status"] == "passed") != bool(entry.get("warning")):
+                out.append(f"messages.{mid}: status 'passed' goes with (and only with) \"warning\": true")
         seen = set()
         for i, rule in enumerate(self.rules):
             rid = rule.get("id", f"#{i}")

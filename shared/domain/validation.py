@@ -1,15 +1,19 @@
 """The Validation Test's model: the form it tests, the roles it looks for, the outcome it returns.
 
 Pure domain: no SDK imports. The password travels as :class:`~shared.domain.profile.Password`,
-which never prints itself; nothing in a :class:`ValidationOutcome` can hold it.
+which never prints itself; nothing in a :class:`ValidationOutcome` can hold it. An app profile's
+form (:class:`AppValidationForm`) holds no key at all: only the certificate's public metadata and
+the signer (Key Vault's sign operation in production), which is never printed.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Callable, Mapping
 from urllib.parse import urlsplit
 
+from shared.domain.certificates import CertificateInfo
 from shared.domain.profile import APP_PASSWORD_SHAPE, AdminCenter, AdminCenterMode, Password
 
 #: The spec's note for MFA profiles (step 6), shown next to the blank User Role.
@@ -30,13 +34,15 @@ REQUIRED_ROLE_TEMPLATES: tuple[tuple[str, str], ...] = (
 )
 
 MODERN, LEGACY, INPUT = "modern", "legacy", "input"
+#: The client-credentials sign-in of an app profile's Entra app registration (certificate in Key Vault).
+APP = "app"
 PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
 NEVER = "never"
 #: The enums of the outcome, in one place (the contract and the OpenAPI take them from here).
-SIGN_IN_PATHS = (MODERN, LEGACY, INPUT)
+SIGN_IN_PATHS = (MODERN, LEGACY, INPUT, APP)
 OUTCOME_STATUSES = (PASSED, FAILED, ERROR)
 CHECK_STATUSES = (PASSED, FAILED, SKIPPED)
-CHECK_NAMES = ("input", "signIn", "role", "adminCenter")
+CHECK_NAMES = ("input", "signIn", "role", "adminCenter", "permissions", "sharePoint", "certificate")
 #: ``lastStatus`` filters: an outcome status, or never validated.
 LAST_STATUSES = OUTCOME_STATUSES + (NEVER,)
 
@@ -84,6 +90,46 @@ class ValidationForm:
         return None
 
 
+@dataclass(frozen=True)
+class AppValidationForm:
+    """What the Validation Test of an app profile signs in with: an Entra app registration and its
+    certificate, whose private key stays in Key Vault.
+
+    :ivar certificate: the profile's current certificate (public metadata; ``key_id`` names the
+        Key Vault key that signs).
+    :ivar sign: ``(key_id, sha256 digest) -> RS256 signature``; Key Vault's sign in production.
+    :ivar admin_consent_url: computed by the service, quoted in ``APP_CONSENT_MISSING``'s solution.
+    :ivar workload: a key of ``app_permissions.json`` ``workloads``.
+    :ivar sharepoint_url: ``https://contoso.sharepoint.com``; None: discovered with Graph
+        ``GET /v1.0/sites/root`` (the outcome carries it, so that the service can remember it).
+    :ivar previous_certificate: during a rotation, the certificate still registered and not yet
+        retired; it signs when the current one is not registered (AADSTS700027).
+    """
+
+    tenant_id: str
+    client_id: str
+    certificate: CertificateInfo
+    sign: Callable[[str, bytes], bytes] = field(repr=False)
+    admin_consent_url: str = ""
+    workload: str = "backup"
+    sharepoint_url: str | None = None
+    previous_certificate: CertificateInfo | None = None
+
+    @property
+    def sign_in_path(self) -> str:
+        return APP
+
+
+@dataclass(frozen=True)
+class CertificateStatus:
+    """The dates of the certificate that signed an app profile's test (public facts only)."""
+
+    thumbprint: str
+    not_before: datetime
+    not_after: datetime
+    days_left: int
+
+
 def input_problems(form: ValidationForm) -> tuple[str | None, list[str]]:
     """What keeps the test from starting: ``(signal code, [field: problem, ...])``.
 
@@ -110,6 +156,30 @@ def input_problems(form: ValidationForm) -> tuple[str | None, list[str]]:
     if url_missing:
         problems.append("adminCenter.url: required when MFA is used (custom admin center URL)")
     return ("INPUT_INVALID", problems) if problems else (None, [])
+
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+
+
+def app_input_problems(form: AppValidationForm, workloads: "Mapping[str, object] | tuple[str, ...]") -> list[str]:
+    """What keeps an app profile's test from starting (``[field: problem, ...]``; empty when fine).
+
+    :param workloads: the workloads of the permission manifest.
+    """
+    problems = []
+    if not _TENANT.match(form.tenant_id or ""):
+        problems.append("tenantId: not a Microsoft 365 tenant ID (GUID) or domain name")
+    if not _GUID.match(form.client_id or ""):
+        problems.append("clientId: not an Application (client) ID (GUID)")
+    if form.workload not in workloads:
+        problems.append(f"workload: one of {', '.join(sorted(workloads))}")
+    if form.sharepoint_url is not None:
+        parts = urlsplit(form.sharepoint_url)
+        if parts.scheme != "https" or not parts.hostname or parts.username or parts.password \
+                or parts.query or parts.fragment or parts.path.strip("/"):
+            problems.append("sharePointUrl: must be the tenant's SharePoint Online root, such as "
+                            "https://contoso.sharepoint.com")
+    return problems
 
 
 @dataclass(frozen=True)
@@ -155,6 +225,18 @@ class ValidationOutcome:
     user_role: str | None = None
     user_role_note: str | None = None
     limitations: tuple[str, ...] = ()
+    #: App profiles: the ``roles`` of the Graph and SharePoint tokens (keys ``graph``,
+    #: ``sharepoint``), in every outcome where tokens were obtained; None on the other paths.
+    granted_permissions: Mapping[str, tuple[str, ...]] | None = None
+    #: App profiles: the required permissions (``app_permissions.json``) the tokens lack.
+    missing_permissions: Mapping[str, tuple[str, ...]] | None = None
+    #: App profiles: the certificate that signed (or, failing before a token, the current one).
+    certificate: CertificateStatus | None = None
+    #: App profiles: the SharePoint URL used (given or discovered), for the service to remember.
+    sharepoint_url: str | None = None
+    #: App profiles: True when the current certificate signed; False when it was not registered
+    #: and the previous one signed during the rotation overlap; None before any sign-in.
+    certificate_rotated: bool | None = None
 
     @property
     def passed(self) -> bool:

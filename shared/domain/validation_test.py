@@ -13,6 +13,33 @@ Paths and the upstream requests one validation sends (the minimum for the path):
 * **MFA on — legacy SharePoint sign-in** with the app password: ``extSTS.srf`` (1), the token
   posted to ``{adminCenterUrl}/_forms/default.aspx?wa=wsignin1.0`` (1), then an authenticated
   ``POST {adminCenterUrl}/_api/contextinfo`` (1). Total: **3**. The user role stays blank (spec).
+* **App profile — client credentials** of an Entra app registration whose certificate's key stays in
+  Key Vault (:class:`~shared.domain.validation.AppValidationForm`):
+
+  1. the certificate's dates (**0** requests): expired → ``CERTIFICATE_EXPIRED``;
+  2. a client-credentials token for Microsoft Graph (``{graph}/.default``): **1** request and **1** Key
+     Vault sign operation (the client assertion's signature). AADSTS errors go through the catalog on
+     path ``app``; on 700027 (certificate not registered) during a rotation overlap the previous
+     certificate signs instead (1 more request and 1 more sign; ``certificateRotated`` false);
+  3. only when the SharePoint URL is not known: Graph ``GET /v1.0/sites/root`` (**1** request) gives
+     ``https://{siteCollection.hostname}``; a 403 there (no Sites role) leaves the verdict to the
+     permission check;
+  4. a client-credentials token for SharePoint Online (``{sharepointUrl}/.default``): **1** request
+     and **1** sign;
+  5. the ``roles`` of both tokens against the workload's required permissions
+     (``app_permissions.json``): none at all → ``APP_CONSENT_MISSING`` (with the admin consent link),
+     some missing → ``APP_PERMISSION_MISSING`` naming them per resource (0 requests);
+  6. SharePoint app-only REST ``GET {sharepointUrl}/_api/web`` (**1** request): 401 "Unsupported app
+     only token" → ``APP_ONLY_TOKEN_REFUSED``, 403 → ``APP_PERMISSION_MISSING``;
+  7. passed; a certificate that expires within 30 days passes with the ``CERTIFICATE_EXPIRING``
+     warning (its message and solutions).
+
+  Total: **3** upstream requests + **2** Key Vault sign operations and **0** Key Vault reads when the
+  SharePoint URL is known; **4** requests when it is discovered, which happens once per profile: the
+  outcome carries ``sharePointUrl`` and the service remembers it. The tenant's OpenID configuration
+  is fetched once per process (cached, as on the modern path). The certificate's key never leaves Key
+  Vault and no token is ever kept, logged or put into the outcome. When Key Vault cannot sign, the
+  signer's ``DependencyUnavailable`` propagates (as a failed Key Vault read of a password does).
 * **Input problems** (e.g. MFA on without a custom admin center URL): **0** requests.
 
 A step answered with 429/503 and ``Retry-After`` ≤ ``max_inline_wait`` seconds is repeated once
@@ -33,12 +60,15 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Callable, Iterator
 
+from shared.domain.app_validation import (RESOURCES, certificate_signal, check_permissions, permission_manifest,
+                                          permission_signal)
+from shared.domain.certificates import CertificateInfo
 from shared.domain.probes import AccountProbe, Grant, ProbeResult
 from shared.domain.troubleshooting import Diagnosis, Signal, classify
 from shared.domain.validation import (
-    FAILED, INPUT, LEGACY, MFA_ROLE_REQUIREMENT, MODERN, OTHER_ROLE, PASSED, SKIPPED,
-    USER_ROLE_NOTE_MFA, Check, Evidence, ValidationForm, ValidationOutcome, input_problems,
-    password_shape, user_role, utc_now)
+    APP, FAILED, INPUT, LEGACY, MFA_ROLE_REQUIREMENT, MODERN, OTHER_ROLE, PASSED, SKIPPED,
+    USER_ROLE_NOTE_MFA, AppValidationForm, CertificateStatus, Check, Evidence, ValidationForm,
+    ValidationOutcome, app_input_problems, input_problems, password_shape, user_role, utc_now)
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +111,7 @@ _RETRYABLE = (429, 503)
 _SIGNED_IN_STEPS = ("memberOf", "contextinfo")
 
 
-def run_validation_test(form: ValidationForm, *, probe: AccountProbe,
+def run_validation_test(form: ValidationForm | AppValidationForm, *, probe: AccountProbe,
                         reserved_ip_ranges: tuple[str, ...], correlation_id: str,
                         clock: Callable = utc_now, timer: Callable[[], float] = time.monotonic,
                         sleep: Callable[[float], None] = time.sleep,
@@ -89,8 +119,9 @@ def run_validation_test(form: ValidationForm, *, probe: AccountProbe,
                         deadline_seconds: float = DEFAULT_DEADLINE_SECONDS) -> ValidationOutcome:
     """Run the Validation Test for ``form``.
 
-    :param ValidationForm form: tenant, username, password (app password when MFA is on), MFA
-        flag and admin center.
+    :param form: a :class:`ValidationForm` (tenant, username, password — the app password when
+        MFA is on —, MFA flag and admin center) or an :class:`AppValidationForm` (tenant, client id,
+        certificate and its signer, workload, SharePoint URL, previous certificate).
     :param AccountProbe probe: signs in (``M365AccountProbe`` in production).
     :param reserved_ip_ranges: the service's egress ranges, quoted in access-policy causes.
     :param str correlation_id: sent upstream as ``client-request-id`` and kept in the evidence.
@@ -105,12 +136,18 @@ def run_validation_test(form: ValidationForm, *, probe: AccountProbe,
     :return: :class:`ValidationOutcome` with ``status`` ``passed`` | ``failed`` | ``error``,
         ``messageId`` (None when passed), ``message``, ``solutionsIntro``, ``solutions``,
         ``cause``, ``userRole`` (``Global Administrator`` | ``SharePoint Administrator`` |
-        ``other``; None for MFA profiles, with ``userRoleNote``), ``checks`` (``input``,
-        ``signIn``, ``role``, ``adminCenter``), ``evidence`` (``aadstsCode``, ``httpStatus``,
+        ``other``; None for MFA profiles, with ``userRoleNote``; None for app profiles), ``checks``
+        (``input``, ``signIn``, ``role``, ``adminCenter``; app profiles: ``signIn``,
+        ``permissions``, ``sharePoint``, ``certificate``), ``evidence`` (``aadstsCode``, ``httpStatus``,
         ``correlationId``, ``traceId``, ``retryAfterSeconds``, ``signInPath``, ``step``,
-        ``errorCode``, ``upstreamRequests``), ``limitations``, ``testedAt``, ``durationMs``.
+        ``errorCode``, ``upstreamRequests``), ``limitations``, ``testedAt``, ``durationMs``; app
+        profiles also ``grantedPermissions``/``missingPermissions`` (``graph``, ``sharepoint``:
+        whenever a token was obtained), ``certificate`` (the one that signed: thumbprint, dates,
+        days left), ``sharePointUrl`` (used or discovered) and ``certificateRotated``. An app
+        profile's passed test may carry ``messageId`` ``CERTIFICATE_EXPIRING`` (a warning).
     """
-    run = _Run(form, probe, reserved_ip_ranges, correlation_id, clock(), timer, sleep, max_inline_wait)
+    kind = _AppRun if isinstance(form, AppValidationForm) else _Run
+    run = kind(form, probe, reserved_ip_ranges, correlation_id, clock(), timer, sleep, max_inline_wait)
     with deadline(deadline_seconds):
         outcome = run.execute()
     logger.info("validation test %s", outcome.status, extra={
@@ -251,6 +288,10 @@ _STEP_NAMES = {
     "discovery": "Microsoft Entra ID (tenant discovery)", "token": "Microsoft Entra ID (sign-in)",
     "memberOf": "Microsoft Graph (/me/memberOf)", "sts": "SharePoint's legacy security token service",
     "wsignin": "The SharePoint Online admin center sign-in", "contextinfo": "The SharePoint Online admin center",
+    "graphToken": "Microsoft Entra ID (the application's sign-in for Microsoft Graph)",
+    "sitesRoot": "Microsoft Graph (/v1.0/sites/root)",
+    "sharePointToken": "Microsoft Entra ID (the application's sign-in for SharePoint Online)",
+    "appOnlyWeb": "SharePoint Online (app-only /_api/web)",
 }
 
 
@@ -293,3 +334,210 @@ def _scrub(diagnosis: Diagnosis, secret: str) -> Diagnosis:
     return replace(diagnosis, message=clean(diagnosis.message), cause=clean(diagnosis.cause),
                    solutions_intro=clean(diagnosis.solutions_intro),
                    solutions=tuple(clean(s) for s in diagnosis.solutions))
+
+
+# --- app profiles ------------------------------------------------------------------------------
+
+_RESOURCE_NAMES = {"graph": "Microsoft Graph", "sharepoint": "SharePoint"}
+#: The consent link when the service gave none (the catalog's text before app profiles had one).
+_CONSENT_LINK = "https://login.microsoftonline.com/{tenant}/adminconsent?client_id={client}"
+_NOT_REACHED = "Not reached."
+
+
+def _per_resource(permissions: dict[str, tuple[str, ...]] | None) -> str:
+    """``Microsoft Graph: A, B; SharePoint: C`` (resources without any left out), or ``none``."""
+    parts = [f"{_RESOURCE_NAMES[r]}: {', '.join(permissions[r])}" for r in RESOURCES if permissions and permissions.get(r)]
+    return "; ".join(parts) or "none"
+
+
+def _certificate_status(certificate: CertificateInfo, now) -> CertificateStatus:
+    return CertificateStatus(thumbprint=certificate.thumbprint, not_before=certificate.not_before,
+                             not_after=certificate.not_after, days_left=certificate.days_left(now))
+
+
+def _dates(certificate: CertificateInfo, now) -> str:
+    days = certificate.days_left(now)
+    left = f"{days} days left" if days >= 0 else f"expired {-days} days ago"
+    return (f"thumbprint {certificate.thumbprint.upper()}, notAfter "
+            f"{certificate.not_after.isoformat(timespec='seconds').replace('+00:00', 'Z')}, {left}")
+
+
+class _AppRun(_Run):
+    """The Validation Test of an app profile (see the module docstring for its steps and costs)."""
+
+    form: AppValidationForm
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.certificate = self.form.certificate
+        self.rotated: bool | None = None
+        self.granted: dict[str, tuple[str, ...]] | None = None
+        self.missing: dict[str, tuple[str, ...]] | None = None
+        url = self.form.sharepoint_url
+        self.sharepoint_url = url.rstrip("/") if url else None
+
+    def execute(self) -> ValidationOutcome:
+        f, cid = self.form, self.correlation_id
+        problems = app_input_problems(f, tuple(permission_manifest()["workloads"]))
+        if problems:
+            return self._failure(Signal("INPUT_INVALID", path=INPUT), ProbeResult(
+                ok=False, error_code="INPUT_INVALID", error_description="; ".join(problems)))
+        self.path = APP
+        if certificate_signal(f.certificate, self.tested_at) == "CERT_EXPIRED":
+            expired = ProbeResult(ok=False, error_code="CERT_EXPIRED", step="certificate",
+                                  error_description=_dates(f.certificate, self.tested_at))
+            return self._failure(self._signal(expired), expired)
+        graph = self._token(self.certificate, self.probe.graph_scope, "graphToken")
+        previous = f.previous_certificate
+        if (not graph.ok and graph.error_code == "AADSTS700027" and previous is not None
+                and certificate_signal(previous, self.tested_at) != "CERT_EXPIRED"):
+            logger.info("the current certificate is not registered on the application; the previous one signs "
+                        "(rotation overlap)", extra={"correlation_id": cid, "tenant_id": f.tenant_id})
+            retried = self._token(previous, self.probe.graph_scope, "graphToken")
+            if retried.ok or retried.error_code != "AADSTS700027":  # else: the current one's 700027 stands
+                graph, self.certificate = retried, previous
+        if not graph.ok:
+            return self._failure(self._signal(graph), graph)
+        self.rotated = self.certificate is f.certificate
+        self.granted = {"graph": tuple(graph.role_names), "sharepoint": ()}
+
+        if self.sharepoint_url is None:
+            root = self._step(lambda: self.probe.sharepoint_root(_grant(graph), correlation_id=cid))
+            if root.ok and root.url:
+                self.sharepoint_url = root.url.rstrip("/")
+            elif root.ok:
+                return self._failure(*self._with_signal(replace(
+                    root, ok=False, error_code="PROBE_FAILURE",
+                    error_description="Graph gave no siteCollection.hostname for the root site")))
+            elif root.error_code == "GRAPH_FORBIDDEN":
+                # No Sites role in the Graph token: the permissions decide (SharePoint's are unknown).
+                check = check_permissions(f.workload, {"graph": graph.role_names})
+                self.missing = {"graph": check.missing["graph"], "sharepoint": ()}
+                code = "APP_NO_ROLES" if check.nothing_granted else root.error_code
+                return self._failure(*self._with_signal(replace(root, error_code=code)))
+            else:
+                return self._failure(*self._with_signal(root))
+
+        url = self.sharepoint_url
+        sharepoint = self._token(self.certificate, f"{url}/.default", "sharePointToken")
+        if not sharepoint.ok:
+            check = check_permissions(f.workload, {"graph": graph.role_names})
+            self.missing = {"graph": check.missing["graph"], "sharepoint": ()}
+            return self._failure(self._signal(sharepoint), sharepoint)
+        check = check_permissions(f.workload, {"graph": graph.role_names, "sharepoint": sharepoint.role_names})
+        self.granted, self.missing = dict(check.granted), dict(check.missing)
+        signal_code = permission_signal(check)
+        if signal_code:
+            result = ProbeResult(ok=False, error_code=signal_code, step="permissions",
+                                 correlation_id=sharepoint.correlation_id, trace_id=sharepoint.trace_id,
+                                 error_description=f"missing: {_per_resource(self.missing)}")
+            return self._failure(self._signal(result), result)
+
+        web = self._step(lambda: self.probe.check_sharepoint_app_only(
+            _grant(sharepoint), url, correlation_id=cid))
+        if not web.ok:
+            return self._failure(self._signal(web), web)
+        return self._app_passed(web)
+
+    def _token(self, certificate: CertificateInfo, scope: str, step: str) -> ProbeResult:
+        f = self.form
+        return self._step(lambda: self.probe.app_token(f.tenant_id, f.client_id, certificate, f.sign, scope=scope,
+                                                       correlation_id=self.correlation_id, step=step))
+
+    def _with_signal(self, result: ProbeResult) -> tuple[Signal, ProbeResult]:
+        return self._signal(result), result
+
+    # --- outcomes ----------------------------------------------------------------------------
+
+    def _signal(self, result: ProbeResult) -> Signal:
+        return Signal(code=result.error_code, http_status=result.http_status, path=self.path, step=result.step,
+                      ca_challenge=result.ca_challenge)
+
+    def _app_fields(self) -> dict:
+        return dict(granted_permissions=self.granted, missing_permissions=self.missing,
+                    certificate=_certificate_status(self.certificate, self.tested_at),
+                    sharepoint_url=self.sharepoint_url, certificate_rotated=self.rotated)
+
+    def _params(self, result: ProbeResult, evidence: Evidence) -> dict:
+        f = self.form
+        consent = f.admin_consent_url or _CONSENT_LINK.format(tenant=f.tenant_id, client=f.client_id)
+        return {
+            "reservedIpRanges": self.reserved, "retryAfterSeconds": evidence.retry_after_seconds,
+            "description": result.error_description or "no description",
+            "step": _STEP_NAMES.get(result.step or "", result.step or "Microsoft 365"),
+            "roles": _per_resource(self.granted), "missingPermissions": _per_resource(self.missing),
+            "adminConsentUrl": consent, "sharepointUrl": self.sharepoint_url or "The SharePoint Online URL",
+            "adminCenterUrl": self.sharepoint_url or "The SharePoint Online URL",
+            "tenantId": f.tenant_id, "correlationId": evidence.correlation_id,
+        }
+
+    def _failure(self, signal: Signal, result: ProbeResult, *, user_role: str | None = None) -> ValidationOutcome:
+        evidence = self._evidence(result)
+        diagnosis = classify(signal, params=self._params(result, evidence))
+        return ValidationOutcome(
+            status=diagnosis.status, message_id=diagnosis.message_id, message=diagnosis.message,
+            solutions_intro=diagnosis.solutions_intro, solutions=diagnosis.solutions, cause=diagnosis.cause,
+            checks=self._failure_checks(signal, diagnosis), evidence=evidence, tested_at=self.tested_at,
+            duration_ms=self._duration_ms(), user_role=None, limitations=diagnosis.limitations,
+            **self._app_fields())
+
+    def _app_passed(self, result: ProbeResult) -> ValidationOutcome:
+        evidence = replace(self._evidence(result), http_status=None, error_code=None, step=None)
+        checks = (Check("signIn", PASSED, self._signed_in_detail()),
+                  Check("permissions", PASSED, f"Granted: {_per_resource(self.granted)}."),
+                  Check("sharePoint", PASSED, f"{self.sharepoint_url} answered the application's app-only request."),
+                  Check("certificate", PASSED, self._certificate_detail()))
+        fields = dict(status=PASSED, message_id=None, message="The validation test passed.", solutions=(),
+                      checks=checks, evidence=evidence, tested_at=self.tested_at, duration_ms=self._duration_ms(),
+                      user_role=None, **self._app_fields())
+        if certificate_signal(self.certificate, self.tested_at) == "CERT_EXPIRING":
+            warning = ProbeResult(ok=False, error_code="CERT_EXPIRING", step="certificate",
+                                  error_description=_dates(self.certificate, self.tested_at))
+            diagnosis = classify(self._signal(warning), params=self._params(warning, evidence))
+            fields.update(status=diagnosis.status, message_id=diagnosis.message_id, message=diagnosis.message,
+                          solutions_intro=diagnosis.solutions_intro, solutions=diagnosis.solutions,
+                          cause=diagnosis.cause)
+        return ValidationOutcome(**fields)
+
+    def _signed_in_detail(self) -> str:
+        if self.rotated is False:
+            return ("Signed in as the application with its previous certificate: the current certificate is not "
+                    "registered on the application yet (rotation overlap).")
+        return ("Signed in as the application with its certificate (client credentials for Microsoft Graph and "
+                "SharePoint Online; the key stayed in Key Vault).")
+
+    def _certificate_detail(self) -> str:
+        detail = _dates(self.certificate, self.tested_at)
+        if certificate_signal(self.certificate, self.tested_at) == "CERT_EXPIRING":
+            return f"Valid, but it expires soon: {detail}."
+        return f"Valid: {detail}."
+
+    def _failure_checks(self, signal: Signal, diagnosis: Diagnosis) -> tuple[Check, ...]:
+        detail = diagnosis.cause or diagnosis.message
+        step, mid = signal.step, diagnosis.message_id
+        if signal.path == INPUT:
+            return (Check("input", FAILED, detail), Check("signIn", SKIPPED, _NOT_REACHED),
+                    Check("permissions", SKIPPED, _NOT_REACHED), Check("sharePoint", SKIPPED, _NOT_REACHED),
+                    Check("certificate", SKIPPED, _NOT_REACHED))
+        if step == "certificate":
+            return (Check("signIn", SKIPPED, "Not attempted."), Check("permissions", SKIPPED, _NOT_REACHED),
+                    Check("sharePoint", SKIPPED, _NOT_REACHED), Check("certificate", FAILED, detail))
+        certificate = (Check("certificate", FAILED, detail) if mid == "CERTIFICATE_NOT_REGISTERED"
+                       else Check("certificate", PASSED, self._certificate_detail()))
+        permission_failed = mid in ("APP_CONSENT_MISSING", "APP_PERMISSION_MISSING")
+        if step in ("graphToken", "sharePointToken"):  # Entra refused the token (65001: no consent)
+            return (Check("signIn", FAILED, detail),
+                    Check("permissions", FAILED, detail) if permission_failed else Check("permissions", SKIPPED,
+                                                                                         _NOT_REACHED),
+                    Check("sharePoint", SKIPPED, _NOT_REACHED), certificate)
+        signed_in = Check("signIn", PASSED, self._signed_in_detail())
+        if step == "appOnlyWeb" and not permission_failed:
+            return (signed_in, Check("permissions", PASSED, f"Granted: {_per_resource(self.granted)}."),
+                    Check("sharePoint", FAILED, detail), certificate)
+        if permission_failed:
+            return (signed_in, Check("permissions", FAILED, detail),
+                    Check("sharePoint", FAILED if step == "appOnlyWeb" else SKIPPED,
+                          detail if step == "appOnlyWeb" else _NOT_REACHED), certificate)
+        # sitesRoot answered something else (throttled, unavailable ...)
+        return (signed_in, Check("permissions", SKIPPED, _NOT_REACHED), Check("sharePoint", FAILED, detail),
+                certificate)
