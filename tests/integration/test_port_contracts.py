@@ -290,6 +290,89 @@ def test_secrets_ping(secrets):
     assert_down(lambda: down.set_secret("x", Password("y")), secrets)
 
 
+# --- CertificateStore ------------------------------------------------------------------------------
+
+@pytest.fixture(params=KINDS)
+def certificates(request):
+    if request.param == "fake":
+        return Subject(fakes.FakeCertificateStore(), "fake", lambda: down_fake(fakes.FakeCertificateStore()))
+    from shared.bootstrap import certificate_store
+    from shared.config import Settings
+
+    sim = request.getfixturevalue("sim")
+    store = certificate_store(Settings.from_env(request.getfixturevalue("sim_settings")),
+                              request.getfixturevalue("sim_session"))
+
+    def down():
+        sim.control.add_fault("keyvault", status=503, retryAfter=0)
+        return store
+
+    return Subject(store, "adapter", down)
+
+
+def _verify(info, digest: bytes, signature: bytes) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, utils
+
+    x509.load_der_x509_certificate(info.cer).public_key().verify(
+        signature, digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
+
+
+def test_certificates_create_get_sign_and_versions(certificates):
+    import hashlib
+
+    store = certificates.port
+    name = f"app-{uuid.uuid4().hex[:12]}"
+    first = store.create_certificate(name, subject="CN=contract", validity_months=12)
+    assert first.name == name and len(first.thumbprint) == 40 and first.not_after > first.not_before
+    assert 360 <= (first.not_after - first.not_before).days <= 372
+    assert store.get_certificate(name) == first and store.get_certificate(name, first.version) == first
+    digest = hashlib.sha256(b"assertion").digest()
+    _verify(first, digest, store.sign_digest(first.key_id, digest))
+    second = store.create_certificate(name, subject="CN=contract", validity_months=12)
+    assert second.version != first.version and second.thumbprint != first.thumbprint
+    assert store.get_certificate(name) == second and store.get_certificate(name, first.version) == first
+    _verify(first, digest, store.sign_digest(first.key_id, digest))  # the old version still signs (overlap)
+
+
+def test_certificates_import_a_pfx_and_refuse_a_bad_one(certificates):
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    key, cert = fakes.make_certificate("CN=imported", datetime.now(timezone.utc), timedelta(days=60))
+    pfx = pkcs12.serialize_key_and_certificates(b"x", key, cert, None,
+                                                serialization.BestAvailableEncryption(b"pfx-pw"))
+    name = f"app-{uuid.uuid4().hex[:12]}"
+    got = certificates.port.import_certificate(name, pfx, Password("pfx-pw"))
+    assert got.thumbprint == cert.fingerprint(hashes.SHA1()).hex()
+    with pytest.raises(InvalidInput) as info:
+        certificates.port.import_certificate(f"app-{uuid.uuid4().hex[:12]}", pfx, Password("wrong"))
+    assert [e.field for e in info.value.errors] == ["certificate.pfx"]
+    with pytest.raises(InvalidInput):
+        certificates.port.import_certificate(f"app-{uuid.uuid4().hex[:12]}", b"not a pfx", None)
+
+
+def test_certificates_missing_and_soft_delete(certificates):
+    store = certificates.port
+    with pytest.raises(NotFound):
+        store.get_certificate(f"app-{uuid.uuid4().hex[:12]}")
+    name = f"app-{uuid.uuid4().hex[:12]}"
+    store.create_certificate(name, subject="CN=contract", validity_months=1)
+    store.delete_certificate(name)
+    store.delete_certificate(name)  # idempotent
+    store.delete_certificate(f"app-{uuid.uuid4().hex[:12]}")  # unknown: no-op
+    with pytest.raises(NotFound):
+        store.get_certificate(name)
+
+
+def test_certificates_down(certificates):
+    certificates.port.ping()
+    down = certificates.down()
+    assert_down(down.ping, certificates)
+    assert_down(lambda: down.create_certificate("app-x", subject="CN=x", validity_months=1), certificates)
+
+
 # --- ValidationHistory -------------------------------------------------------------------------------
 
 @pytest.fixture(params=KINDS)

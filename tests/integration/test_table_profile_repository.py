@@ -92,3 +92,31 @@ def test_a_forged_continuation_token_is_invalid_input(repo):
             assert exc.errors[0].field == "continuationToken"
         else:  # Azurite may accept an odd token and answer a page: never a 500, never another tenant
             assert all(p.tenant_id == T1 for p in repo.list(T1, continuation_token=token).items)
+
+
+def test_an_app_profile_round_trips_with_its_certificates_and_learned_facts(repo):
+    from datetime import timedelta
+
+    from shared.domain.certificates import CertificateInfo
+    from shared.domain.profile import AppRegistration
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+
+    def cert(version):
+        return CertificateInfo(name="app-x", version=version, thumbprint="ab" * 20, thumbprint_sha256="q" * 43,
+                               not_before=now, not_after=now + timedelta(days=365),
+                               key_id=f"https://v.vault.azure.net/keys/app-x/{version}", cer=b"\x30\x82" + bytes(900))
+
+    p = replace(make(), secret=None, username="", app=AppRegistration(
+        "c0ffee00-0000-4000-8000-000000000001", cert("v2"), previous_certificate=cert("v1"), workload="governance"))
+    added = repo.add(p)
+    got = repo.get(T1, p.id)
+    assert got.kind.value == "app" and replace(got, etag=None) == replace(added, etag=None)
+    assert [pr.id for pr in repo.list(T1, kind="app").items] == [p.id]
+    repo.record_validation(got, LastValidation("passed", "CERTIFICATE_EXPIRING", now),
+                           sharepoint_url="https://contoso.sharepoint.com", certificate_alert=30)
+    again = repo.get(T1, p.id)
+    assert again.app.sharepoint_url == "https://contoso.sharepoint.com" and again.app.alert == 30
+    assert again.app.certificate == got.app.certificate and again.app.previous_certificate == cert("v1")
+    repo.record_validation(again, LastValidation("passed", None, now), certificate_alert=-1)
+    assert repo.get(T1, p.id).app.alert is None
