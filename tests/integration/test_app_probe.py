@@ -174,3 +174,35 @@ def test_nothing_secret_in_the_outcome(sim, certificate, validate):
     outcome, _, _ = validate(CONSENTED, cert)
     text = json.dumps(outcome_json(outcome))
     assert "eyJ" not in text and "PRIVATE" not in text and "BEGIN CERTIFICATE" not in text
+
+
+# --- the adapter's answers, one request each -----------------------------------------------------
+
+def test_sharepoint_refuses_a_secret_token_as_app_only_refused(sim, sim_session, probe):
+    import msal
+
+    from shared.domain.probes import Grant
+
+    sim.control.patch_app(CONSENTED, {"secrets": ["backup-secret"]})
+    app = msal.ConfidentialClientApplication(CONSENTED, authority=f"https://login.microsoftonline.com/{CONTOSO}",
+                                             client_credential="backup-secret", http_client=sim_session,
+                                             instance_discovery=False)
+    token = app.acquire_token_for_client([f"{SHAREPOINT}/.default"])["access_token"]
+    result = probe.check_sharepoint_app_only(Grant(token), SHAREPOINT, correlation_id="cid-secret")
+    assert (result.ok, result.error_code, result.http_status, result.step, result.requests) == (
+        False, "SP_APP_ONLY_REFUSED", 401, "appOnlyWeb", 1)
+    assert result.error_description == "Unsupported app only token."
+    assert token not in repr(result)
+
+
+def test_sites_root_without_a_sites_role_is_graph_forbidden(sim, certificate, store, probe):
+    cert = certificate()
+    sim.control.add_app_certificate(CONSENTED, pem=cert.pem())
+    sim.control.patch_app(CONSENTED, {"permissions": {"graph": ["User.Read.All"]}})
+    token = probe.app_token(CONTOSO, CONSENTED, cert, store.sign_digest, scope=probe.graph_scope,
+                            correlation_id="cid-root", step="graphToken")
+    assert token.ok and token.role_names == ("User.Read.All",) and token.step == "graphToken"
+    result = probe.sharepoint_root(token.grant, correlation_id="cid-root")
+    assert (result.ok, result.error_code, result.http_status, result.step) == (False, "GRAPH_FORBIDDEN", 403,
+                                                                               "sitesRoot")
+    assert result.error_description == "accessDenied: Access denied"

@@ -62,3 +62,10 @@ def test_admin_consent_url():
                             "c0ffee00-0000-4000-8000-000000000002")
     assert url == ("https://login.microsoftonline.com/11111111-1111-4111-8111-111111111111/adminconsent"
                    "?client_id=c0ffee00-0000-4000-8000-000000000002")
+
+
+def test_an_expiring_certificate_is_a_warning_of_a_passed_test():
+    diagnosis = classify(Signal(code="CERT_EXPIRING", path="app"), params={"description": "19 days left"})
+    assert (diagnosis.status, diagnosis.message_id) == ("passed", "CERTIFICATE_EXPIRING")
+    assert diagnosis.solutions and "19 days left" in diagnosis.cause
+    assert classify(Signal(code="CERT_EXPIRED", path="app")).status == "failed"
