@@ -242,8 +242,26 @@ def _read_bounded(response: requests.Response, *, until: float) -> None:
     head = body[:4096].lstrip().lower()
     if head.startswith(b"<") and (b"<!doctype" in body[:65536].lower() or b"<!entity" in body[:65536].lower()):
         raise HostileResponse("the XML answer declares a DTD")
+    if _declares_utf8(response.headers.get("Content-Type")):
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as exc:  # read as text, it would be replacement characters
+            raise HostileResponse(f"the answer is not the UTF-8 it declares (byte {exc.start})") from None
     response._content = body  # noqa: SLF001 - requests' own cache of a read body
     response._content_consumed = True  # noqa: SLF001
+
+
+_CHARSET = re.compile(r"charset\s*=\s*\"?([A-Za-z0-9._-]+)", re.IGNORECASE)
+
+
+def _declares_utf8(content_type: str | None) -> bool:
+    """Whether the answer is UTF-8 by its Content-Type: ``charset=utf-8``, or JSON without a
+    charset (RFC 8259: JSON is UTF-8). XML without a charset declares its own encoding."""
+    value = (content_type or "").lower()
+    match = _CHARSET.search(value)
+    if match:
+        return match.group(1) in ("utf-8", "utf8")
+    return "json" in value.split(";")[0]
 
 
 def _cookieless_view(shared: requests.Session) -> requests.Session:
