@@ -36,9 +36,13 @@ class AppSignIn:
         """1 token request (+ once per process: the tenant's OpenID configuration). On success
         ``grant`` holds the token and ``role_names`` its ``roles`` claim."""
         authority = f"{self._authority_host}/{tenant_id}"
-        audience = f"{authority}/oauth2/v2.0/token"
+        built: list = []
 
         def assertion() -> str:
+            # The audience is the token endpoint msal posts to (from the tenant's OpenID configuration:
+            # for a domain or another name of the tenant, Entra names the tenant's GUID), as msal's
+            # own certificate assertions do.
+            audience = built[0].authority.token_endpoint if built else f"{authority}/oauth2/v2.0/token"
             return client_assertion(client_id=client_id, audience=audience, certificate=certificate, sign=sign,
                                     now=self._clock())
 
@@ -48,6 +52,7 @@ class AppSignIn:
                     client_id, authority=authority, client_credential={"client_assertion": assertion},
                     http_client=_BRIDGE, instance_discovery=False, token_cache=_NoTokenCache(),
                     http_cache=_NothingKept())
+                built.append(app)
                 result = app.acquire_token_for_client(scopes=[scope])
             except DependencyUnavailable:
                 raise

@@ -2,12 +2,14 @@
 (azure-keyvault-keys ``CryptographyClient.sign``): :class:`KeyVaultCertificateStore`.
 
 Round trips: create 2 (the create and one poll of the pending operation, which the vault finishes
-in seconds) + 1 read of the new version; import 1; get 1; sign 1. No operation ever reads the
+in seconds) + 1 read of the new version; import 1; get 1; sign 1 (+ once per key and process: the
+public key, read by the ``CryptographyClient``). No operation ever reads the
 certificate's secret, the only way Key Vault hands out a private key (and a non-exportable one
 never holds it).
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
@@ -29,13 +31,19 @@ def _info(cert: KeyVaultCertificate) -> CertificateInfo:
                            not_after=props.expires_on, key_id=cert.key_id, cer=bytes(cert.cer))
 
 
+#: ``CryptographyClient`` objects kept, one per key version: each reads its key's public part (one
+#: ``keys.get``, never the private key) before its first signature, so a kept client makes every later
+#: signature one round trip. Bounded: a process signs for at most this many certificates at once.
+CRYPTO_CLIENTS = 512
+
+
 class KeyVaultCertificateStore(CertificateStore):
     """:param CertificateClient certificates: the vault's certificate client.
     :param crypto: builds the ``CryptographyClient`` of a key id (same credential and transport)."""
 
     def __init__(self, certificates: CertificateClient, crypto: Callable[[str], CryptographyClient]):
         self._certificates = certificates
-        self._crypto = crypto
+        self._crypto = functools.lru_cache(maxsize=CRYPTO_CLIENTS)(crypto)
 
     def _fail(self, exc: AzureError, action: str) -> DependencyUnavailable:
         return vault_unavailable(exc, f"certificate {action}")

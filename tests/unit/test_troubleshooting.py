@@ -240,8 +240,15 @@ def test_spec_words_are_the_product_pages_words(message_id):
 def test_mfa_variants_split_the_spec_solutions():
     entry = CATALOG.messages["MFA_ENABLED"]
     per_user, ca = entry["variants"]["perUser"]["solutions"], entry["variants"]["conditionalAccess"]["solutions"]
-    assert per_user == entry["solutions"][:1]
+    assert per_user[:1] == entry["solutions"][:1]
     assert ca[0] == entry["solutions"][1]
+    # Each variant, like the whole message, ends with the way off user sign-in: the migration.
+    migration = entry["solutions"][-1]
+    assert "migrate" in migration and per_user[-1] == ca[-1] == migration
+
+
+def test_the_retirement_points_to_the_migration():
+    assert any("/migrate" in s for s in CATALOG.messages["LEGACY_AUTH_RETIRED"]["solutions"])
 
 
 
