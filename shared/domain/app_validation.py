@@ -34,6 +34,8 @@ def required_permissions(workload: str) -> dict[str, tuple[str, ...]]:
 class PermissionCheck:
     granted: dict[str, tuple[str, ...]]
     missing: dict[str, tuple[str, ...]]
+    #: Limitation ids (``limitations.json``) of alternatives accepted in place of a permission.
+    limitations: tuple[str, ...] = ()
 
     @property
     def nothing_granted(self) -> bool:
@@ -50,8 +52,36 @@ def check_permissions(workload: str, roles: Mapping[str, tuple[str, ...]]) -> Pe
     Entra's role values are compared)."""
     needed = required_permissions(workload)
     granted = {r: tuple(roles.get(r, ())) for r in RESOURCES}
-    missing = {r: tuple(p for p in needed[r] if p.lower() not in {g.lower() for g in granted[r]}) for r in RESOURCES}
-    return PermissionCheck(granted, missing)
+    manifest = permission_manifest()
+    alternatives = {k.lower(): v for k, v in manifest.get("alternatives", {}).items()}
+    missing: dict[str, tuple[str, ...]] = {}
+    limitations: list[str] = []
+    for resource in RESOURCES:
+        held = covered(granted[resource])
+        lacking = []
+        for permission in needed[resource]:
+            if permission.lower() in held:
+                continue
+            alternative = alternatives.get(permission.lower())
+            if alternative and alternative["permission"].lower() in held:
+                limitations.append(alternative["limitation"])
+                continue
+            lacking.append(permission)
+        missing[resource] = tuple(lacking)
+    return PermissionCheck(granted, missing, tuple(dict.fromkeys(limitations)))
+
+
+def covered(roles: tuple[str, ...]) -> set[str]:
+    """The permissions ``roles`` hold, lowercase, with those they imply (``Sites.FullControl.All``
+    holds ``Sites.Read.All``: the manifest's ``implies``, from the Graph permissions reference)."""
+    implies = {k.lower(): [p.lower() for p in v] for k, v in permission_manifest().get("implies", {}).items()}
+    held, todo = set(), [r.lower() for r in roles]
+    while todo:
+        role = todo.pop()
+        if role not in held:
+            held.add(role)
+            todo.extend(implies.get(role, ()))
+    return held
 
 
 def permission_signal(check: PermissionCheck) -> str | None:

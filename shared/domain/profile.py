@@ -196,8 +196,9 @@ def applicable_limitations(kind: Kind, *, legacy_apps_blocked: bool = False) -> 
     for lid, row in limitation_catalog().items():
         if row["appliesTo"] != kind.value:
             continue
-        if row.get("when") == "legacyAppsBlocked" and not legacy_apps_blocked:
-            continue
+        when = row.get("when")
+        if when and not {"legacyAppsBlocked": legacy_apps_blocked}.get(when, False):
+            continue  # a condition the profile does not hold (or only an outcome can tell)
         ids.append(lid)
     return tuple(ids)
 

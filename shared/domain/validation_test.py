@@ -373,6 +373,7 @@ class _AppRun(_Run):
         self.rotated: bool | None = None
         self.granted: dict[str, tuple[str, ...]] | None = None
         self.missing: dict[str, tuple[str, ...]] | None = None
+        self.limitations: tuple[str, ...] = ()
         url = self.form.sharepoint_url
         self.sharepoint_url = url.rstrip("/") if url else None
 
@@ -426,6 +427,7 @@ class _AppRun(_Run):
             return self._failure(self._signal(sharepoint), sharepoint)
         check = check_permissions(f.workload, {"graph": graph.role_names, "sharepoint": sharepoint.role_names})
         self.granted, self.missing = dict(check.granted), dict(check.missing)
+        self.limitations = check.limitations
         signal_code = permission_signal(check)
         if signal_code:
             result = ProbeResult(ok=False, error_code=signal_code, step="permissions",
@@ -489,7 +491,7 @@ class _AppRun(_Run):
                   Check("certificate", PASSED, self._certificate_detail()))
         fields = dict(status=PASSED, message_id=None, message="The validation test passed.", solutions=(),
                       checks=checks, evidence=evidence, tested_at=self.tested_at, duration_ms=self._duration_ms(),
-                      user_role=None, **self._app_fields())
+                      user_role=None, limitations=self.limitations, **self._app_fields())
         if certificate_signal(self.certificate, self.tested_at) == "CERT_EXPIRING":
             warning = ProbeResult(ok=False, error_code="CERT_EXPIRING", step="certificate",
                                   error_description=_dates(self.certificate, self.tested_at))

@@ -69,3 +69,33 @@ def test_an_expiring_certificate_is_a_warning_of_a_passed_test():
     assert (diagnosis.status, diagnosis.message_id) == ("passed", "CERTIFICATE_EXPIRING")
     assert diagnosis.solutions and "19 days left" in diagnosis.cause
     assert classify(Signal(code="CERT_EXPIRED", path="app")).status == "failed"
+
+
+def test_a_stronger_permission_covers_a_weaker_one():
+    from shared.domain.app_validation import check_permissions, covered
+
+    assert {"sites.read.all", "sites.readwrite.all", "sites.manage.all"} <= covered(("Sites.FullControl.All",))
+    check = check_permissions("governance", {"graph": ("Sites.FullControl.All", "Directory.Read.All"),
+                                             "sharepoint": ("Sites.FullControl.All",)})
+    assert check.complete, check.missing
+    weaker = check_permissions("backup", {"graph": ("Sites.Read.All", "User.Read.All"),
+                                          "sharepoint": ("Sites.FullControl.All",)})
+    assert weaker.missing["graph"] == ("Sites.FullControl.All",)  # implication goes one way only
+
+
+def test_sites_selected_is_accepted_in_place_of_full_control_with_its_limitation():
+    from shared.domain.app_validation import check_permissions
+    from shared.domain.profile import limitation_catalog
+
+    check = check_permissions("backup", {"graph": ("Sites.FullControl.All", "User.Read.All"),
+                                         "sharepoint": ("Sites.Selected",)})
+    assert check.complete and check.limitations == ("APP_SITES_SELECTED",)
+    assert "Sites.Selected" in limitation_catalog()["APP_SITES_SELECTED"]["text"]
+
+
+def test_a_conditional_limitation_is_not_a_profile_limitation():
+    from shared.domain.profile import Kind, applicable_limitations
+
+    assert applicable_limitations(Kind.APP) == ()
+    assert "NO_GHOST_GUEST_USERS_RULE" not in applicable_limitations(Kind.MFA)
+    assert "NO_GHOST_GUEST_USERS_RULE" in applicable_limitations(Kind.MFA, legacy_apps_blocked=True)

@@ -233,7 +233,8 @@ def test_missing_permissions_are_named_per_resource():
 def test_the_governance_workload_needs_other_graph_permissions():
     outcome = run(form(workload="governance"), FakeAccountProbe())
     assert outcome.message_id == "APP_PERMISSION_MISSING"
-    assert outcome.missing_permissions["graph"] == ("Sites.Read.All", "Group.Read.All")  # roles compare exactly
+    # Sites.FullControl.All covers Sites.Read.All (the manifest's "implies"); Group.Read.All is missing.
+    assert outcome.missing_permissions["graph"] == ("Group.Read.All",)
 
 
 def test_discovery_403_without_any_role_is_consent_missing():
@@ -354,3 +355,14 @@ def test_key_vault_unavailable_propagates():
 
     with pytest.raises(DependencyUnavailable):
         run(form(sign=down), Probe())
+
+
+def test_sites_selected_passes_with_its_limitation_in_the_outcome():
+    """Sites.Selected stands in for Sites.FullControl.All on SharePoint; the app-only probe decides
+    whether it reaches the site, and a passed outcome names the limitation."""
+    probe = FakeAccountProbe().answer("sharePointToken", ok("sharePointToken", role_names=("Sites.Selected",)))
+    outcome = run(form(), probe)
+    assert outcome.status == "passed" and outcome.limitations == ("APP_SITES_SELECTED",)
+    refused = FakeAccountProbe().answer("sharePointToken", ok("sharePointToken", role_names=("Sites.Selected",))) \
+        .answer("check_sharepoint_app_only", failed("check_sharepoint_app_only", "SP_FORBIDDEN", status=403))
+    assert run(form(), refused).message_id == "APP_PERMISSION_MISSING"
