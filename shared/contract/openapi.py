@@ -44,7 +44,7 @@ def _ref(model: type) -> dict[str, str]:
 def _schemas() -> dict[str, Any]:
     pairs: list[tuple[type, str]] = [(Problem, "serialization")]
     for op in OPERATIONS:
-        for model in (op.body, op.query):
+        for model in (op.body, op.query, *op.body_variants):
             if model is not None:
                 pairs.append((model, "validation"))
         pairs += [(a.model, "serialization") for a in op.answers.values() if a.model is not None]
@@ -75,8 +75,10 @@ def _operation(op: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
     if op.anonymous:
         out["security"] = []
     if op.body is not None:
+        schema = ({"oneOf": [_ref(m) for m in (op.body, *op.body_variants)]} if op.body_variants
+                  else _ref(op.body))
         out["requestBody"] = {"required": op.body_required,
-                              "content": {media: {"schema": _ref(op.body)} for media in op.body_media}}
+                              "content": {media: {"schema": schema} for media in op.body_media}}
     for status, answer in sorted(op.answers.items()):
         response: dict[str, Any] = {"description": answer.description}
         content = {}
