@@ -241,3 +241,17 @@ def test_a_retired_mfa_profile_is_pointed_to_the_migration(api, tenant_alias):
     out = api.post(f"/api/tenants/{tenant}/profiles/{mfa['id']}/validate").json()
     assert out["messageId"] == "LEGACY_AUTH_RETIRED"
     assert any("/migrate" in s for s in out["solutions"]), out["solutions"]
+
+
+def test_a_batch_job_validates_app_profiles_through_the_queue(profiles, api, sim):
+    from tests.e2e.test_jobs_and_pool import wait_job
+
+    consented = profiles.create_app(pfx=demo_pfx(sim), password=DEMO_PFX_PASSWORD)
+    unconsented = profiles.create_app(APP2, pfx=demo_pfx(sim), password=DEMO_PFX_PASSWORD)
+    r = api.post(f"/api/tenants/{profiles.tenant}/validation-jobs",
+                 json={"profileIds": [consented["id"], unconsented["id"]]})
+    assert r.status_code == 202, r.text
+    job = wait_job(api, profiles.tenant, r.json()["id"])
+    assert (job["done"], job["passed"], job["failed"]) == (2, 1, 1) and job["byMessageId"] == {"APP_CONSENT_MISSING": 1}
+    assert profiles.get(consented)["lastValidation"]["status"] == "passed"
+    assert profiles.get(consented)["sharePointUrl"] == "https://contoso.sharepoint.com"
