@@ -3,7 +3,7 @@ profiles list, validation history, batch jobs, account pool), and its static ass
 
 The page is plain HTML; its script and style sheet are separate files (no inline script or style,
 so the CSP allows neither), and ``texts.json`` carries the catalog's message and limitation texts
-that the profile list shows. The assets hold no data and need no key; the page's API calls send
+that the profile list shows and the app profiles' workloads with their required permissions. The assets hold no data and need no key; the page's API calls send
 the function key in ``x-functions-key``.
 """
 import json
@@ -13,6 +13,7 @@ from pathlib import Path
 import azure.functions as func
 
 from functions._http import operation
+from shared.domain.app_validation import permission_manifest
 from shared.domain.profile import limitation_catalog
 from shared.domain.troubleshooting import load_catalog
 
@@ -49,7 +50,10 @@ def admin_styles(req: func.HttpRequest, cid: str) -> func.HttpResponse:
 def _texts() -> bytes:
     messages = {mid: row["message"] for mid, row in load_catalog().messages.items()}
     limitations = {lid: row["text"] for lid, row in limitation_catalog().items()}
-    return json.dumps({"messages": messages, "limitations": limitations}).encode()
+    workloads = {wid: {"description": w.get("description", ""), "graph": list(w.get("graph", ())),
+                       "sharepoint": list(w.get("sharepoint", ()))}
+                 for wid, w in permission_manifest()["workloads"].items()}
+    return json.dumps({"messages": messages, "limitations": limitations, "workloads": workloads}).encode()
 
 
 @operation(bp, "adminTexts")

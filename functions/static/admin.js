@@ -1,4 +1,5 @@
-// The admin page: profiles list, the spec's form and Validation Test, history, batch jobs, account pool.
+// The admin page: profiles list, the spec's form and Validation Test, app profiles (certificate, consent,
+// permissions, rotation, migration), history, batch jobs, account pool.
 // A client of the HTTP API (/api/openapi.json); no data is built into the page.
 "use strict";
 
@@ -9,11 +10,18 @@ const STATUS_LABELS = {passed: "Passed", failed: "Failed", error: "Error"};
 // Messages whose solutions send the customer to the reserved IP addresses (spec Message 1).
 const RESERVED_IP_HINT = /reserved IP addresses/i;
 const FIELD_IDS = {name: "name", description: "description", mfaEnabled: "mfaEnabled", username: "username",
-                   password: "password", "adminCenter.url": "url", "adminCenter.mode": "url", "adminCenter": "url"};
+                   password: "password", "adminCenter.url": "url", "adminCenter.mode": "url", "adminCenter": "url",
+                   clientId: "clientId", workload: "workload", sharePointUrl: "sharePointUrl",
+                   certificate: "pfxFile", "certificate.pfx": "pfxFile", "certificate.generate": "pfxFile",
+                   "certificate.password": "pfxPassword"};
+const MIGRATE_FIELD_IDS = {clientId: "migrateClientId", workload: "migrateWorkload", sharePointUrl: "migrateSharePointUrl"};
+// Certificate days left at or below which the page warns (the Validation Test's CERTIFICATE_EXPIRING).
+const EXPIRY_WARNING_DAYS = 30;
+const URL_IN_TEXT = /https:\/\/[^\s,;<>"')]+[^\s,;<>"').]/g;
 
 const $ = (id) => document.getElementById(id);
 const state = {
-  key: "", texts: {messages: {}, limitations: {}}, profiles: [], next: null, current: null,
+  key: "", texts: {messages: {}, limitations: {}, workloads: {}}, profiles: [], next: null, current: null, migration: null,
   defaultAdminUrl: null, jobTimer: null, loadedTenant: null, listRequest: 0, poolRequest: 0,
 };
 
@@ -83,8 +91,22 @@ function when(iso) {
 // ---------------------------------------------------------------- profiles list
 
 function profileIdentity(p) {
-  // Username of MFA and common profiles; the client id of an app profile.
-  return p.username || p.clientId || (p.app && p.app.clientId) || "";
+  // Username of MFA and common profiles; the client id of an app profile (a migrated one keeps its old username).
+  if (p.kind === "app") return p.clientId || "";
+  return p.username || p.clientId || "";
+}
+
+function daysLeftText(cert) {
+  if (!cert) return "";
+  const d = cert.daysLeft;
+  if (d < 0) return `Certificate expired ${-d} day${d === -1 ? "" : "s"} ago`;
+  if (d === 0) return "Certificate expires today";
+  return `Certificate: ${d} day${d === 1 ? "" : "s"} left`;
+}
+
+function expiryClass(cert) {
+  if (!cert) return "";
+  return cert.daysLeft < 0 ? "expired" : (cert.daysLeft <= EXPIRY_WARNING_DAYS ? "expiring" : "valid");
 }
 
 function matchesSearch(p) {
@@ -99,7 +121,9 @@ function lastValidationCell(p) {
   const lv = p.lastValidation;
   if (!lv) return el("td", {}, el("span", {class: "status-never", text: "Never validated"}));
   const label = STATUS_LABELS[lv.status] || lv.status;
-  const message = lv.messageId ? (state.texts.messages[lv.messageId] || "") : "";
+  // The catalog's text, with the profile's tenant where it names one ({code} is only known from the outcome).
+  const message = lv.messageId ? (state.texts.messages[lv.messageId] || "").replace(/\{tenantId\}/g, p.tenantId || tenant())
+    .replace(/:? ?\{code\}/g, "") : "";
   return el("td", {},
     el("span", {class: "status-" + lv.status, text: label + (lv.messageId ? ": " + lv.messageId : "")}),
     message ? el("span", {class: "sub", text: message}) : null,
@@ -124,7 +148,9 @@ function renderProfiles() {
     const row = el("tr", {"data-id": p.id, class: state.current && state.current.id === p.id ? "selected" : null},
       el("td", {}, el("button", {type: "button", class: "link", text: p.name, onclick: () => openProfile(p)})),
       el("td", {}, el("span", {class: "badge " + kind, text: KIND_LABELS[kind] || kind})),
-      el("td", {text: profileIdentity(p)}),
+      el("td", {}, el("span", {class: kind === "app" ? "mono" : null, text: profileIdentity(p)}),
+        kind === "app" && p.certificate
+          ? el("span", {class: "sub cert-" + expiryClass(p.certificate), text: daysLeftText(p.certificate)}) : null),
       lastValidationCell(p),
       limitationsCell(p));
     tbody.append(row);
@@ -136,7 +162,7 @@ function renderProfiles() {
   const more = state.next ? " More profiles can be loaded." : "";
   $("listSummary").textContent = `${shown.length} of ${state.profiles.length} loaded profiles shown.${more}`;
   $("more").hidden = !state.next;
-  const ids = shown.filter((p) => (p.kind || "common") !== "app").map((p) => p.id);
+  const ids = shown.map((p) => p.id);
   $("startJob").disabled = !ids.length;
   $("startJob").textContent = `Validate the ${ids.length} listed profile${ids.length === 1 ? "" : "s"}`;
   renderPoolChoices();
@@ -155,7 +181,6 @@ async function loadProfiles({append = false} = {}) {
   if (res.status !== 200) {
     state.next = null;
     let text = problemText(res);
-    if ($("kindFilter").value === "app" && res.status === 422) text = "This service has no app profiles yet.";
     $("listErrors").textContent = text;
     renderProfiles();
     return;
@@ -186,6 +211,49 @@ function guessAdminUrl() {
 // ---------------------------------------------------------------- the form
 
 const mode = () => (document.querySelector("input[name=mode]:checked") || {}).value || "default";
+const chosenKind = () => (document.querySelector("input[name=kind]:checked") || {}).value || "common";
+const certSource = () => (document.querySelector("input[name=certSource]:checked") || {}).value || "generate";
+const isAppForm = () => chosenKind() === "app";
+
+async function fileBase64(file) {
+  // The PFX read in the browser and sent as base64 (the API imports it into Key Vault).
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(binary);
+}
+
+async function certificateBody() {
+  // {generate: true}, or {pfx, password} from the chosen file; null (with a field error) when no file is chosen.
+  if (certSource() === "generate") return {generate: true};
+  const file = $("pfxFile").files[0];
+  if (!file) {
+    showFieldErrors({status: 422, body: {detail: "Choose the certificate.",
+      errors: [{field: "certificate.pfx", detail: "Choose the .pfx file of the certificate (with its private key)."}]}});
+    return null;
+  }
+  const body = {pfx: await fileBase64(file)};
+  if ($("pfxPassword").value) body.password = $("pfxPassword").value;
+  return body;
+}
+
+function forgetPfx() {
+  $("pfxFile").value = "";
+  $("pfxPassword").value = "";  // never kept, never pre-filled
+}
+
+async function appFormBody() {
+  const body = {name: $("name").value, description: $("description").value, clientId: $("clientId").value.trim(),
+                workload: $("workload").value, sharePointUrl: $("sharePointUrl").value.trim() || null};
+  if (state.current) return body;  // a saved app profile: a merge patch (its certificate changes by rotation)
+  const certificate = await certificateBody();
+  if (!certificate) return null;
+  Object.assign(body, {kind: "app", certificate});
+  if (!body.name.trim()) delete body.name;
+  if (!body.clientId) delete body.clientId;
+  if (!body.sharePointUrl) delete body.sharePointUrl;
+  return body;
+}
 
 function formBody() {
   const body = {name: $("name").value, description: $("description").value, mfaEnabled: $("mfaEnabled").checked,
@@ -199,7 +267,36 @@ function formBody() {
   return body;
 }
 
+function showKind() {
+  // The kind choice shows the user-account fields (MFA / common) or the app-profile fields.
+  const app = isAppForm();
+  const cur = state.current;
+  for (const id of ["userFields", "testNotes", "advancedSettings"]) $(id).hidden = app;
+  $("appFields").hidden = !app;
+  $("appAccess").hidden = !(app && cur);
+  $("pfxFields").hidden = certSource() !== "pfx";
+  $("testHint").hidden = !(app && !cur);
+  $("test").disabled = app && !cur;
+  $("kindHint").textContent = app
+    ? "An app profile signs in without a user account or password, as SharePoint Online and Microsoft Graph " +
+      "recommend for services. It needs an app registration of the tenant with application permissions and admin consent."
+    : "";
+  $("kindHint").hidden = !app;
+  const workload = state.texts.workloads[$("workload").value];
+  $("workloadHint").textContent = workload ? workloadText(workload) : "The application permissions the app needs.";
+}
+
+function workloadText(w) {
+  const perms = [["Microsoft Graph", w.graph], ["SharePoint", w.sharepoint]]
+    .filter(([, list]) => list && list.length).map(([r, list]) => `${r}: ${list.join(", ")}`).join("; ");
+  return `${w.description} Application permissions: ${perms}.`;
+}
+
 function refreshForm() {
+  const kind = chosenKind();
+  if (kind !== "app") $("mfaEnabled").checked = kind === "mfa";
+  showKind();
+  if (kind === "app") return;
   const mfa = $("mfaEnabled").checked;
   const cur = state.current;
   // Ticked: the spec's list of MFA limitations; a saved MFA profile shows its own list instead.
@@ -222,32 +319,49 @@ function refreshForm() {
   $("url").disabled = mode() !== "custom";
 }
 
-function clearFieldErrors() {
-  $("errors").textContent = "";
-  for (const id of new Set(Object.values(FIELD_IDS))) {
+function clearFieldErrors(ids = FIELD_IDS, box = $("errors")) {
+  box.textContent = "";
+  for (const id of new Set(Object.values(ids))) {
     $(id + "-error").textContent = "";
     $(id).removeAttribute("aria-invalid");
   }
 }
 
-function showFieldErrors(res) {
-  clearFieldErrors();
+function showFieldErrors(res, ids = FIELD_IDS, generalBox = $("errors")) {
+  clearFieldErrors(ids, generalBox);
   const b = res.body || {};
   const general = [];
   let first = null;
   for (const e of b.errors || []) {
-    const id = FIELD_IDS[e.field];
+    const id = ids[e.field];
     if (!id) { general.push((e.field ? e.field + ": " : "") + e.detail); continue; }
     const box = $(id + "-error");
     box.textContent = box.textContent ? box.textContent + " " + e.detail : e.detail;
     $(id).setAttribute("aria-invalid", "true");
-    first = first || $(id);
+    if (!first && !$(id).disabled && $(id).offsetParent !== null) first = $(id);
   }
-  $("errors").textContent = [problemText(res)].concat(general).join(" ");
-  if (first && !first.disabled) first.focus();
+  generalBox.textContent = [problemText(res)].concat(general).join(" ");
+  if (first) first.focus();
+}
+
+function textWithLinks(text) {
+  // A solution's text with its https links clickable (opened in a new tab).
+  const span = el("span");
+  let last = 0;
+  for (const m of text.matchAll(URL_IN_TEXT)) {
+    span.append(text.slice(last, m.index),
+      el("a", {href: m[0], target: "_blank", rel: "noopener noreferrer", text: m[0]}));
+    last = m.index + m[0].length;
+  }
+  span.append(text.slice(last));
+  return span;
 }
 
 function clearOutcome() {
+  if (state.current && state.current.kind === "app") {
+    renderPermissions(state.current, null);
+    $("consentRow").hidden = !state.current.adminConsentUrl || !!state.migration;
+  }
   $("outcome").replaceChildren();
   $("outcome").className = "";
   $("roleRow").hidden = true;
@@ -263,14 +377,27 @@ function showOutcome(o) {
   $("roleRow").hidden = o.status !== "passed" && !o.userRole && !o.userRoleNote;
   $("userRole").value = o.userRole || "";
   $("userRoleNote").textContent = o.userRoleNote || "";
+  const app = !!(state.current && state.current.kind === "app") || o.grantedPermissions !== undefined;
+  if (app) $("roleRow").hidden = true;  // an app has no user role
   if (o.status === "passed") {
     box.append(el("h3", {class: "status-passed", text: "Validation Test passed"}));
+    if (o.messageId) {  // passed with a warning (CERTIFICATE_EXPIRING)
+      box.append(el("div", {class: "note", id: "outcomeWarning"},
+        el("p", {}, el("strong", {text: `Warning: ${o.messageId}: ${o.message}`})),
+        (o.solutions || []).length ? el("ol", {class: "solutions"}, ...o.solutions.map((s) => el("li", {}, textWithLinks(s)))) : null));
+    }
   } else {
     box.append(el("h3", {class: "status-" + o.status, text: `${o.messageId}: ${o.message}`}));
     if (o.cause) box.append(el("p", {text: o.cause}));
     if (o.solutions && o.solutions.length) {
       box.append(el("p", {text: o.solutionsIntro || "Solution:"}));
-      box.append(el("ol", {class: "solutions"}, ...o.solutions.map((s) => el("li", {text: s}))));
+      box.append(el("ol", {class: "solutions"}, ...o.solutions.map((s) => el("li", {}, textWithLinks(s)))));
+    }
+    const consentUrl = state.current && state.current.adminConsentUrl;
+    if (consentUrl && (o.messageId === "APP_CONSENT_MISSING" || o.messageId === "APP_PERMISSION_MISSING")) {
+      box.append(el("p", {}, el("a", {id: "outcomeConsent", href: consentUrl, target: "_blank",
+        rel: "noopener noreferrer", text: "Give admin consent in Microsoft Entra ID"})));
+      $("consentRow").hidden = true;  // the outcome carries it
     }
     if (o.messageId === "ACCESS_POLICY_BLOCKED" || (o.solutions || []).some((s) => RESERVED_IP_HINT.test(s))) {
       box.append(el("div", {class: "row"}, el("button", {type: "button", class: "secondary", id: "outcomeReservedIps",
@@ -286,7 +413,185 @@ function showOutcome(o) {
     box.append(el("h3", {text: "Evidence"}));
     box.append(el("dl", {class: "evidence", id: "evidence"}, ...facts.flatMap(([k, v]) => [el("dt", {text: k}), el("dd", {text: String(v)})])));
   }
+  if (app) {
+    const facts = [["SharePoint Online URL", o.sharePointUrl], ["Certificate", o.certificate ? o.certificate.thumbprint.toUpperCase() : null],
+                   ["Certificate valid until", o.certificate ? when(o.certificate.notAfter) : null]]
+      .filter(([, v]) => v);
+    if (o.certificate) {
+      box.append(el("p", {id: "outcomeCertificate", class: "cert-" + expiryClass(o.certificate), text: daysLeftText(o.certificate) + "."}));
+    }
+    if (facts.length) box.append(el("dl", {class: "evidence"}, ...facts.flatMap(([k, v]) => [el("dt", {text: k}), el("dd", {text: String(v)})])));
+    renderPermissions(state.current, o);
+  }
   box.append(el("p", {class: "hint", text: (o.checks || []).map((c) => `${c.name}: ${c.status}`).join(" · ")}));
+}
+
+// ---------------------------------------------------------------- app profiles
+
+function renderPermissions(p, outcome) {
+  // Required (the workload's manifest), and after a test the granted and missing ones per resource.
+  const tbody = document.querySelector("#permissions tbody");
+  tbody.replaceChildren();
+  if (!p || p.kind !== "app") return;
+  const required = p.requiredPermissions || {graph: [], sharepoint: []};
+  const granted = outcome && outcome.grantedPermissions;
+  const missing = outcome && outcome.missingPermissions;
+  const list = (items, cls) => items && items.length
+    ? el("ul", {class: "plain"}, ...items.map((x) => el("li", {class: cls, text: x})))
+    : el("span", {class: "hint", text: "None"});
+  for (const [key, label] of [["graph", "Microsoft Graph"], ["sharepoint", "SharePoint"]]) {
+    const notTested = el("span", {class: "hint", text: outcome ? "Not reached" : "Not tested yet"});
+    tbody.append(el("tr", {"data-resource": key},
+      el("th", {scope: "row", text: label}),
+      el("td", {}, list(required[key])),
+      el("td", {class: "granted"}, granted ? list(granted[key], "status-passed") : notTested),
+      el("td", {class: "missing"}, missing ? list(missing[key], "status-failed") : notTested.cloneNode(true))));
+  }
+  $("permissionsHint").textContent = outcome
+    ? (granted ? "From the roles of the application's tokens in this Validation Test." : "The test did not get a token, so the granted permissions are not known.")
+    : "Run the Validation Test to see which permissions the application has.";
+}
+
+function showAppProfile(p) {
+  // A saved app profile: certificate facts, downloads, rotation, permissions and the consent link.
+  const saved = !!p;
+  $("certificateDetails").hidden = !saved;
+  $("rotateRow").hidden = !saved;
+  $("certificateLegend").textContent = saved ? "Rotate the certificate" : "Certificate";
+  $("certificateHint").textContent = saved
+    ? "Rotate certificate creates a new certificate version; the current one is still accepted until the new one has " +
+      "signed in, so upload the new public certificate to the app registration before the next Validation Test."
+    : "Key Vault keeps the certificate; its private key never leaves Key Vault.";
+  if (!saved) { renderPermissions(null); return; }
+  showAppProfileFacts(p);
+  renderPermissions(p, null);
+}
+
+function showAppProfileFacts(p) {
+  const cert = p.certificate;
+  const facts = cert ? [["Thumbprint", cert.thumbprint.toUpperCase()], ["Valid from", when(cert.notBefore)],
+                        ["Valid until", when(cert.notAfter)]] : [];
+  if (p.previousCertificate) {
+    facts.push(["Previous certificate", p.previousCertificate.thumbprint.toUpperCase() +
+      " (still accepted until the new one has signed in; valid until " + when(p.previousCertificate.notAfter) + ")"]);
+  }
+  $("certificateFacts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {text: k}), el("dd", {text: v})]));
+  const cls = expiryClass(cert);
+  $("certificateExpiry").className = "cert-" + cls;
+  $("certificateExpiry").textContent = !cert ? "" : daysLeftText(cert) + (cls === "expiring"
+    ? `: it expires within ${EXPIRY_WARNING_DAYS} days. Rotate it and upload the new one to the app registration.`
+    : cls === "expired" ? ": the application cannot sign in with it. Rotate it." : ".");
+  $("certificateDownloads").hidden = !!state.migration;  // the migration's next steps carry them
+  $("consentLink").href = p.adminConsentUrl || "#";
+  $("consentRow").hidden = !p.adminConsentUrl || !!state.migration || !!$("outcomeConsent");
+}
+
+async function downloadCertificate(p, der) {
+  // Fetched with the key in a header (never in a link), then saved under the service's file name.
+  const res = await fetch(p.certificateUrl, {headers: {"x-functions-key": state.key,
+                                                       "Accept": der ? "application/pkix-cert" : "application/x-pem-file"}});
+  if (!res.ok) { announce("Could not download the certificate (HTTP " + res.status + ")."); return; }
+  const m = /filename="?([^";]+)"?/.exec(res.headers.get("Content-Disposition") || "");
+  const name = m ? m[1] : `${p.certificate ? p.certificate.thumbprint : "certificate"}.${der ? "cer" : "pem"}`;
+  const url = URL.createObjectURL(await res.blob());
+  const a = el("a", {href: url, download: name, class: "sr-only"});
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+  announce("Downloaded " + name + ".");
+}
+
+async function rotate() {
+  const cur = state.current;
+  if (!cur || cur.kind !== "app") return;
+  clearFieldErrors(FIELD_IDS, $("rotateErrors"));
+  const certificate = await certificateBody();
+  if (!certificate) return;
+  $("rotate").disabled = true;
+  try {
+    const res = await api(`/tenants/${tenant()}/profiles/${cur.id}/certificate`, {method: "POST",
+      body: JSON.stringify(certificate), headers: {"If-Match": cur.etag}});
+    if (res.status !== 200) { showFieldErrors(res, FIELD_IDS, $("rotateErrors")); return; }
+    forgetPfx();
+    edit(Object.assign(res.body, {etag: res.etag}));
+    announce("Certificate rotated: upload the new public certificate to the app registration.");
+    $("certificateTitle").textContent = "Certificate (new)";
+    await loadProfiles();
+  } finally {
+    $("rotate").disabled = false;
+  }
+}
+
+function fillWorkloads(select) {
+  const ids = Object.keys(state.texts.workloads || {});
+  if (!ids.length) return;
+  const chosen = select.value;
+  select.replaceChildren(...ids.map((id) => el("option", {value: id, text: id})));
+  if (ids.includes(chosen)) select.value = chosen;
+}
+
+function openMigrate() {
+  const cur = state.current;
+  if (!cur || cur.kind === "app") return;
+  clearFieldErrors(MIGRATE_FIELD_IDS, $("migrateErrors"));
+  $("migrateClientId").value = "";
+  fillWorkloads($("migrateWorkload"));
+  $("migrateSharePointUrl").value = "";
+  $("migrateDialog").showModal();
+  $("migrateClientId").focus();
+}
+
+async function migrate(event) {
+  event.preventDefault();
+  const cur = state.current;
+  const body = {clientId: $("migrateClientId").value.trim(), workload: $("migrateWorkload").value};
+  if ($("migrateSharePointUrl").value.trim()) body.sharePointUrl = $("migrateSharePointUrl").value.trim();
+  if (!body.clientId) delete body.clientId;
+  $("migrateSubmit").disabled = true;
+  let res;
+  try {
+    res = await api(`/tenants/${tenant()}/profiles/${cur.id}/migrate`, {method: "POST", body: JSON.stringify(body),
+      headers: {"If-Match": cur.etag}});
+  } finally {
+    $("migrateSubmit").disabled = false;
+  }
+  if (res.status !== 200) { showFieldErrors(res, MIGRATE_FIELD_IDS, $("migrateErrors")); return; }
+  $("migrateDialog").close();
+  state.migration = res.body;
+  edit(Object.assign(res.body.profile, {etag: res.etag}), {keepMigration: true});
+  showMigration(res.body);
+  announce("Migrated to an app profile. Next steps are shown.");
+  loadProfiles();
+}
+
+function showMigration(result) {
+  // The MigrationResult: what to do in Microsoft Entra ID before the first Validation Test.
+  const box = $("migrationResult");
+  const p = result.profile;
+  const req = result.requiredPermissions || {};
+  const perms = [["Microsoft Graph", req.graph], ["SharePoint", req.sharepoint]]
+    .filter(([, l]) => l && l.length).map(([r, l]) => `${r}: ${l.join(", ")}`).join("; ");
+  const steps = (result.nextSteps || []).map((s, i) => {
+    const li = el("li", {}, textWithLinks(s));
+    if (i === 0) {
+      li.append(el("div", {class: "row"},
+        el("button", {type: "button", class: "secondary", id: "migrationCer", text: "Download public certificate (.cer)",
+                      onclick: () => downloadCertificate(Object.assign({}, p, {certificateUrl: result.certificateUrl}), true)}),
+        el("button", {type: "button", class: "secondary", id: "migrationPem", text: "Download public certificate (.pem)",
+                      onclick: () => downloadCertificate(Object.assign({}, p, {certificateUrl: result.certificateUrl}), false)})));
+    }
+    if (i === 1) {
+      li.append(el("p", {text: "Application permissions to grant: " + perms + "."}),
+        el("p", {}, el("a", {id: "migrationConsent", href: result.adminConsentUrl, target: "_blank", rel: "noopener noreferrer",
+                             text: "Give admin consent in Microsoft Entra ID"})));
+    }
+    return li;
+  });
+  box.replaceChildren(el("h3", {id: "migrationTitle", text: `${p.name} is now an app profile: next steps`}),
+                      el("ol", {id: "nextSteps"}, ...steps));
+  box.hidden = false;
+  box.focus();
 }
 
 function showProfileLimitations(p) {
@@ -299,19 +604,25 @@ function showProfileLimitations(p) {
   }
 }
 
-function setFormEnabled(enabled) {
-  for (const node of $("form").querySelectorAll("input, textarea, button")) node.disabled = !enabled;
-}
-
-function edit(p) {
+function edit(p, {keepMigration = false} = {}) {
   state.current = p;
-  const isApp = p && p.kind === "app";
-  $("formTitle").textContent = p ? (isApp ? "App profile " : "Edit ") + p.name : "New service account profile";
-  $("appNotice").hidden = !isApp;
-  $("appNotice").textContent = isApp
-    ? "This is an app profile (an app registration with a certificate). This page cannot edit or test app profiles yet; "
-      + "its client ID is " + (profileIdentity(p) || "not shown") + "." : "";
-  setFormEnabled(!isApp);
+  if (!keepMigration) { state.migration = null; $("migrationResult").hidden = true; $("migrationResult").replaceChildren(); }
+  const isApp = !!(p && p.kind === "app");
+  $("formTitle").textContent = p ? (isApp ? "Edit app profile " : "Edit ") + p.name : "New service account profile";
+  $("appNotice").hidden = true;
+  // A saved profile keeps its family: MFA and common convert into each other; an app profile stays one
+  // (a user profile becomes one through Migrate to app profile).
+  const kind = p ? p.kind : "common";
+  $("kind" + kind[0].toUpperCase() + kind.slice(1)).checked = true;
+  $("kindMfa").disabled = $("kindCommon").disabled = isApp;
+  $("kindApp").disabled = !!p && !isApp;
+  $("clientId").value = isApp ? (p.clientId || "") : "";
+  fillWorkloads($("workload"));
+  $("workload").value = isApp && p.workload ? p.workload : "backup";
+  $("sharePointUrl").value = isApp ? (p.sharePointUrl || "") : "";
+  $("certGenerate").checked = true;
+  forgetPfx();
+  $("certificateTitle").textContent = "Certificate";
   $("name").value = p ? p.name : "";
   $("description").value = p ? (p.description || "") : "";
   $("mfaEnabled").checked = p ? !!p.mfaEnabled : false;
@@ -320,17 +631,18 @@ function edit(p) {
   const m = p && p.adminCenter ? p.adminCenter.mode : "default";
   (m === "custom" ? $("modeCustom") : $("modeDefault")).checked = true;
   $("url").value = p && p.adminCenter && p.adminCenter.url ? p.adminCenter.url : "";
-  $("delete").hidden = !p || isApp;
+  $("delete").hidden = !p;
+  $("migrate").hidden = !p || isApp;
   clearFieldErrors();
   clearOutcome();
   showProfileLimitations(p);
-  if (!isApp) refreshForm();
+  refreshForm();
+  showAppProfile(isApp ? p : null);
   renderProfiles();
   if (p) loadHistory(p); else $("historySection").hidden = true;
 }
 
 async function openProfile(p) {
-  if (p.kind === "app") { edit(p); $("formTitle").focus(); return; }
   const res = await api(`/tenants/${tenant()}/profiles/${p.id}`);
   if (res.status !== 200) { $("listErrors").textContent = problemText(res); return; }
   edit(Object.assign(res.body, {etag: res.etag}));
@@ -341,10 +653,19 @@ async function save(event) {
   event.preventDefault();
   clearFieldErrors();
   const cur = state.current;
-  const res = cur
-    ? await api(`/tenants/${tenant()}/profiles/${cur.id}`, {method: "PATCH", body: JSON.stringify(formBody()),
-        headers: {"If-Match": cur.etag, "content-type": "application/merge-patch+json"}})
-    : await api(`/tenants/${tenant()}/profiles`, {method: "POST", body: JSON.stringify(formBody())});
+  const body = isAppForm() ? await appFormBody() : formBody();
+  if (!body) return;
+  $("save").disabled = true;
+  let res;
+  try {
+    res = cur
+      ? await api(`/tenants/${tenant()}/profiles/${cur.id}`, {method: "PATCH", body: JSON.stringify(body),
+          headers: {"If-Match": cur.etag, "content-type": "application/merge-patch+json"}})
+      : await api(`/tenants/${tenant()}/profiles`, {method: "POST", body: JSON.stringify(body)});
+  } finally {
+    $("save").disabled = false;
+  }
+  if (isAppForm()) forgetPfx();
   if (res.status >= 300) { showFieldErrors(res); return; }
   const converted = cur && cur.kind === "mfa" && res.body.kind === "common";
   edit(Object.assign(res.body, {etag: res.etag}));
@@ -363,17 +684,40 @@ async function runTest() {
   $("outcome").replaceChildren(el("p", {class: "hint", id: "testing", text: "Validation Test running…"}));
   try {
     const cur = state.current;
-    const res = cur && !$("password").value && !formChanged(cur)
+    if (cur && cur.kind === "app" && appFormChanged(cur)) {
+      $("outcome").replaceChildren();
+      $("errors").textContent = "Save the changes first: the Validation Test of an app profile tests the saved profile.";
+      return;
+    }
+    const res = cur && (cur.kind === "app" || (!$("password").value && !formChanged(cur)))
       ? await api(`/tenants/${tenant()}/profiles/${cur.id}/validate`, {method: "POST"})
       : await api(`/tenants/${tenant()}/validation-tests`, {method: "POST", body: JSON.stringify(formBody())});
     $("outcome").replaceChildren();
     if (res.status !== 200) { showFieldErrors(res); return; }
     showOutcome(res.body);
     announce(res.body.status === "passed" ? "Validation Test passed." : "Validation Test: " + res.body.message);
-    if (cur) { loadProfiles(); loadHistory(cur); }
+    if (cur) { await refreshCurrent(cur); loadProfiles(); loadHistory(state.current); }
   } finally {
-    $("test").disabled = false;
+    $("test").disabled = isAppForm() && !state.current;
   }
+}
+
+async function refreshCurrent(p) {
+  // A saved profile's test changes its row (last validation, a discovered SharePoint URL, the end of a
+  // rotation overlap) and so its ETag: take them, so that Save or Rotate after a test is not refused as stale.
+  const untouched = p.kind === "app" ? !appFormChanged(p) : false;
+  const res = await api(`/tenants/${tenant()}/profiles/${p.id}`);
+  if (res.status !== 200 || !state.current || state.current.id !== p.id) return;
+  Object.assign(state.current, res.body, {etag: res.etag});
+  if (untouched) {
+    $("sharePointUrl").value = state.current.sharePointUrl || "";
+    showAppProfileFacts(state.current);
+  }
+}
+
+function appFormChanged(p) {
+  return $("clientId").value.trim().toLowerCase() !== (p.clientId || "") || $("workload").value !== (p.workload || "backup")
+    || ($("sharePointUrl").value.trim() || null) !== (p.sharePointUrl || null);
 }
 
 function formChanged(p) {
@@ -401,7 +745,6 @@ async function loadHistory(p) {
   const changes = $("changes");
   changes.replaceChildren(...(p.history || []).slice().reverse().map((h) =>
     el("li", {text: `${when(h.at)}: ${h.event}${h.detail ? " (" + h.detail + ")" : ""}`})));
-  if (p.kind === "app") { tbody.replaceChildren(); return; }
   const res = await api(`/tenants/${tenant()}/profiles/${p.id}/validations`);
   tbody.replaceChildren();
   if (res.status !== 200) {
@@ -420,7 +763,7 @@ async function loadHistory(p) {
 // ---------------------------------------------------------------- batch job
 
 async function startJob() {
-  const ids = visibleProfiles().filter((p) => (p.kind || "common") !== "app").map((p) => p.id);
+  const ids = visibleProfiles().map((p) => p.id);
   if (!ids.length) return;
   clearInterval(state.jobTimer);
   $("job").hidden = false;
@@ -527,7 +870,7 @@ async function downloadReservedIps() {
 
 async function loadTexts() {
   const res = await fetch("admin/texts.json");
-  if (res.ok) state.texts = await res.json();
+  if (res.ok) state.texts = Object.assign({workloads: {}}, await res.json());
 }
 
 function reloadTenant() {
@@ -552,7 +895,19 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("test").addEventListener("click", runTest);
   $("delete").addEventListener("click", remove);
   $("new").addEventListener("click", () => { edit(null); $("name").focus(); });
-  $("mfaEnabled").addEventListener("change", refreshForm);
+  $("mfaEnabled").addEventListener("change", () => {
+    $($("mfaEnabled").checked ? "kindMfa" : "kindCommon").checked = true;
+    refreshForm();
+  });
+  for (const r of document.querySelectorAll("input[name=kind]")) r.addEventListener("change", refreshForm);
+  for (const r of document.querySelectorAll("input[name=certSource]")) r.addEventListener("change", showKind);
+  $("workload").addEventListener("change", showKind);
+  $("downloadCer").addEventListener("click", () => downloadCertificate(state.current, true));
+  $("downloadPem").addEventListener("click", () => downloadCertificate(state.current, false));
+  $("rotate").addEventListener("click", rotate);
+  $("migrate").addEventListener("click", openMigrate);
+  $("migrateForm").addEventListener("submit", migrate);
+  $("migrateCancel").addEventListener("click", () => $("migrateDialog").close());
   for (const r of document.querySelectorAll("input[name=mode]")) r.addEventListener("change", refreshForm);
   $("username").addEventListener("change", () => { if ($("mfaEnabled").checked && !$("url").value) refreshForm(); });
   $("tenant").addEventListener("change", reloadTenant);

@@ -1,84 +1,25 @@
 """The admin page in a real browser (Debian's Chromium, driven by Playwright) against the product on
 the local host: the profiles list, the spec's form with its notes, the Validation Test with its
-troubleshooting, history, a batch job, the account pool, keyboard use and axe-core's checks.
+troubleshooting, history, a batch job, the account pool, keyboard use and axe-core's checks (app
+profiles: ``test_admin_app_profiles.py``).
 
 Needs ``/usr/bin/chromium`` (``.ci/run`` installs it); skipped with that reason elsewhere. Each test
 saves a full-page screenshot to ``.local/screenshots/<test>.png``.
 """
 import json
 import re
-import shutil
 import uuid
 from pathlib import Path
 
 import pytest
 
+from tests.browser.pages import (AXE, CHROMIUM, SHOTS, axe_violations, create_profile, fill_form,  # noqa: F401
+                                 outcome_heading)
 from tests.demo import APP_PASSWORD, CONTOSO, PASSWORD
 from tests.fixtures.local_host import LOCAL_KEY
 from tests.waiting import wait_until
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / ".local" / "screenshots"
-AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
-
-
-@pytest.fixture
-def browser_page(app_host, sim, request):
-    """``open(tenant=CONTOSO) -> page``: the admin page opened with the key, showing ``tenant``.
-    Console errors (a CSP violation among them) fail the test."""
-    from playwright.sync_api import sync_playwright
-
-    console: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-        page = context.new_page()
-        page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: console.append(str(e)))
-
-        def open_page(tenant: str = CONTOSO, *, code: str | None = LOCAL_KEY):
-            page.goto(f"{app_host.url}/api/admin" + (f"?code={code}" if code else ""))
-            if tenant != CONTOSO:
-                page.fill("#tenant", tenant)
-                page.dispatch_event("#tenant", "change")
-            page.locator("#listSummary").filter(has_text="loaded profiles shown").wait_for()
-            return page
-
-        yield open_page
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / f"{request.node.name}.png"), full_page=True)
-        browser.close()
-    # A 4xx answer the test asked for is logged by Chromium too; anything else (a script error, a CSP
-    # violation) is not expected.
-    unexpected = [c for c in console if not c.startswith("Failed to load resource: the server responded with a status of 4")]
-    assert unexpected == [], f"console errors: {unexpected}"
-
-
-def fill_form(page, *, name=None, username, password, mfa=False):
-    page.fill("#name", name or "p " + uuid.uuid4().hex[:6])
-    page.fill("#username", username)
-    if mfa:
-        page.check("#mfaEnabled")
-    page.fill("#password", password)
-
-
-def outcome_heading(page):
-    heading = page.locator("#outcome h3").first
-    heading.wait_for()
-    return heading.inner_text()
-
-
-def create_profile(api, tenant, name, username="admin@contoso.onmicrosoft.com", password=PASSWORD, mfa=False):
-    body = {"name": name, "username": username, "password": password, "mfaEnabled": mfa}
-    if mfa:
-        body["adminCenter"] = {"mode": "custom", "url": "https://contoso-admin.sharepoint.com"}
-    r = api.post(f"/api/tenants/{tenant}/profiles", json=body)
-    assert r.status_code == 201, r.text
-    return r.json()
 
 
 def test_message_1_shows_steps_evidence_and_the_reserved_ip_download(browser_page):
@@ -248,43 +189,22 @@ def test_account_pool_members_leases_and_resting(browser_page, tenant, api):
     page.locator("#pool tbody").filter(has_text="no members").wait_for()
 
 
-def test_an_app_profile_is_listed_and_opened_read_only(browser_page, tenant, api):
-    create_profile(api, tenant, "user one")
-    page = browser_page(tenant)
-    app_profile = {"id": str(uuid.uuid4()), "tenantId": tenant, "name": "backup app", "kind": "app",
-                   "description": "", "clientId": "0f0e0d0c-1111-4222-8333-444455556666",
-                   "lastValidation": {"status": "passed", "messageId": None, "at": "2026-12-01T10:00:00Z"},
-                   "limitations": [], "limitationDetails": [], "history": []}
-
-    def with_app_profile(route):  # the API has no app profiles yet: the page is shown one
-        response = route.fetch()
-        body = response.json()
-        body["items"].append(app_profile)
-        route.fulfill(response=response, body=json.dumps(body))
-
-    page.route(re.compile(r".*/profiles\?.*"), with_app_profile)
-    page.select_option("#statusFilter", "never")
-    page.select_option("#statusFilter", "")
-    row = page.locator("#profiles tbody tr:has-text('backup app')")
-    row.wait_for()
-    assert "App" in row.inner_text() and app_profile["clientId"] in row.inner_text()
-    page.click("#profiles button:has-text('backup app')")
-    assert page.locator("#appNotice").is_visible() and "cannot edit or test app profiles yet" in \
-        page.locator("#appNotice").inner_text()
-    assert page.is_disabled("#save") and page.is_disabled("#test")
-    assert page.locator("#startJob").inner_text() == "Validate the 1 listed profile"  # app profiles left out
-
-
 def test_keyboard_only_in_the_spec_order(browser_page):
     page = browser_page()
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Skip to the profile form"
     page.keyboard.press("Enter")
     order = []
-    for _ in range(6):
+    for _ in range(7):
         page.keyboard.press("Tab")
         order.append(page.evaluate("document.activeElement.id"))
-    assert order == ["name", "description", "mfaEnabled", "username", "password", "test"]
+    # The kind choice (one stop: the chosen radio), then the spec's fields in its order.
+    assert order == ["kindCommon", "name", "description", "mfaEnabled", "username", "password", "test"]
+    page.focus("#kindCommon")
+    page.keyboard.press("ArrowUp")  # arrow keys move within the radio group
+    assert page.is_checked("#kindMfa") and page.is_checked("#mfaEnabled") and page.locator("#mfaLimitations").is_visible()
+    page.keyboard.press("ArrowDown")
+    assert page.is_checked("#kindCommon") and not page.is_checked("#mfaEnabled")
     page.focus("#mfaEnabled")
     page.keyboard.press("Space")
     assert page.locator("#mfaLimitations").is_visible()
@@ -313,12 +233,6 @@ def test_the_key_is_kept_for_the_session_and_asked_when_missing(browser_page, ap
     page.click("#keySave")
     assert page.locator("#keyDialog").is_hidden()
     page.locator("#listSummary").filter(has_text="loaded profiles shown").wait_for()
-
-
-def axe_violations(page):
-    page.evaluate(AXE.read_text())  # evaluated by the browser's devtools protocol: the page's CSP stays as served
-    result = page.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']})).violations")
-    return [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in result]
 
 
 @pytest.mark.skipif(not AXE.exists(), reason="axe-core is not installed (npm ci)")
