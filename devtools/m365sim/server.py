@@ -15,6 +15,7 @@ from pathlib import Path
 import trustme
 from aiohttp import web
 
+from . import faults
 from . import scenario as scenario_mod
 from .control import ControlApi, SimulatorControl
 from .entra import EntraService
@@ -100,6 +101,9 @@ class SimServer:
         if verdict.status:
             counters.status(endpoint, verdict.status, fault=True)
             return service.fault_response(request, verdict.status, verdict.retry_after)
+        if verdict.hostile:
+            counters.status(endpoint, "hostile." + verdict.hostile["kind"], fault=True)
+            return await faults.respond(request, endpoint, verdict.hostile)
         try:
             response = await service.handle(request)
         except Exception:
