@@ -36,8 +36,10 @@ from email.utils import parsedate_to_datetime
 from typing import Protocol
 from urllib.parse import urlsplit
 from xml.etree import ElementTree
-from xml.parsers import expat
 from xml.sax.saxutils import escape
+
+from defusedxml import DefusedXmlException
+from defusedxml import ElementTree as DefusedElementTree
 
 from shared.adapters.upstream_http import Exchange, UpstreamHttp
 from shared.domain.probes import Grant, ProbeResult
@@ -112,38 +114,16 @@ class ForbiddenXml(ValueError):
     """The XML declares a DTD, an entity or an external reference (SOAP 1.2 forbids a DTD)."""
 
 
-def _forbid(*_args) -> None:
-    raise ForbiddenXml("the XML declares a document type, an entity or an external reference")
-
-
-def _qualified(name: str) -> str:
-    return "{" + name if "}" in name else name  # expat's "uri}local" as ElementTree's "{uri}local"
-
-
 def parse_xml(content: bytes) -> ElementTree.Element:
-    """Parse with entity expansion off, as defusedxml's ``DefusedXMLParser(forbid_dtd=True)`` does:
-    expat's DOCTYPE, entity, unparsed-entity and external-reference handlers refuse, so whatever
-    the encoding (UTF-16, a BOM, a DTD after a long comment) no entity is declared or expanded.
-    The tree is ElementTree's (``{uri}local`` names), built from expat's events.
+    """Parse with defusedxml (``forbid_dtd=True``): no document type, no entity declared or expanded,
+    no external reference, whatever the encoding (UTF-16, a BOM, a DTD after a long comment).
 
     :raises ForbiddenXml: for any of those; :raises ElementTree.ParseError: for malformed XML.
     """
-    builder = ElementTree.TreeBuilder()
-    parser = expat.ParserCreate(namespace_separator="}")
-    parser.buffer_text = True
-    parser.StartDoctypeDeclHandler = _forbid
-    parser.EntityDeclHandler = _forbid
-    parser.UnparsedEntityDeclHandler = _forbid
-    parser.ExternalEntityRefHandler = _forbid
-    parser.StartElementHandler = lambda name, attrs: builder.start(
-        _qualified(name), {_qualified(k): v for k, v in attrs.items()})
-    parser.EndElementHandler = lambda name: builder.end(_qualified(name))
-    parser.CharacterDataHandler = builder.data
     try:
-        parser.Parse(content, True)
-    except expat.ExpatError as exc:
-        raise ElementTree.ParseError(str(exc)) from exc
-    return builder.close()
+        return DefusedElementTree.fromstring(content, forbid_dtd=True)
+    except DefusedXmlException as exc:
+        raise ForbiddenXml(f"the XML declares a document type, an entity or an external reference ({exc})") from exc
 
 
 def parse_issue_response(content: bytes) -> tuple[str | None, str | None, str | None]:

@@ -80,10 +80,11 @@ def test_demo_users_with_mfa_off(validate, user, status, message_id, role):
 def test_per_user_mfa_gets_the_per_user_variant(validate):
     outcome, _ = validate(CONTOSO, "mfa@contoso.onmicrosoft.com")
     assert outcome.evidence.aadsts_code == "AADSTS50076"
-    assert outcome.solutions == ("If this account has multi-factor authentication enabled on the multi-factor "
-                                 "authentication interface, either select the Our organization uses multi-factor "
-                                 "authentication checkbox in the Enable MFA field or disable multi-factor "
-                                 "authentication for the Microsoft 365 user.",)
+    assert outcome.solutions[0] == ("If this account has multi-factor authentication enabled on the multi-factor "
+                                    "authentication interface, either select the Our organization uses multi-factor "
+                                    "authentication checkbox in the Enable MFA field or disable multi-factor "
+                                    "authentication for the Microsoft 365 user.")
+    assert len(outcome.solutions) == 2 and "migrate it to an app profile" in outcome.solutions[1]
 
 
 def test_conditional_access_mfa_gets_the_conditional_access_variant(validate):
