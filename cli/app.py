@@ -1,4 +1,5 @@
-"""python -m cli: profiles, batch jobs, the account pool and the reserved IP addresses from a terminal.
+"""python -m cli: profiles (MFA, common and app profiles with their certificates), batch jobs, the
+account pool and the reserved IP addresses from a terminal.
 
 Every command talks to the HTTP API at --url with the function key --key (or the environment
 variables M365_PROFILES_URL, M365_PROFILES_KEY, M365_PROFILES_TENANT) and takes --json
@@ -9,9 +10,11 @@ error, an answer of the API that refuses the request, or no answer at all.
 """
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,7 +35,8 @@ CSV_COLUMNS = ("id", "name", "kind", "username", "mfaEnabled", "adminCenterMode"
                "lastStatus", "lastMessageId", "lastValidatedAt", "limitations", "description")
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, rich_markup_mode=None)
-profiles_app = typer.Typer(help="List, show, create, validate profiles; their history.", no_args_is_help=True)
+profiles_app = typer.Typer(help="List, show, create, validate profiles; their history; app profiles' "
+                                "certificates, rotation and migration.", no_args_is_help=True)
 jobs_app = typer.Typer(help="Batch validation jobs: start one, watch its progress.", no_args_is_help=True)
 pool_app = typer.Typer(help="The tenant's account pool: members, leases.", no_args_is_help=True)
 ips_app = typer.Typer(help="The service's reserved IP addresses (exclude them from access policies).",
@@ -117,7 +121,28 @@ def _last(p: dict[str, Any]) -> str:
 
 
 def _identity(p: dict[str, Any]) -> str:
+    """The username; for an app profile its client id (a migrated one keeps its old username)."""
+    if p.get("kind") == "app":
+        return p.get("clientId") or ""
     return p.get("username") or p.get("clientId") or ""
+
+
+def _days_left(cert: Optional[dict[str, Any]]) -> str:
+    if not cert:
+        return ""
+    days = cert["daysLeft"]
+    if days < 0:
+        return f"expired {-days} day(s) ago"
+    warning = " (expires within 30 days: rotate it)" if days <= 30 else ""
+    return f"{days} day(s) left{warning}"
+
+
+def _permissions(perms: Optional[dict[str, list[str]]]) -> str:
+    if perms is None:
+        return "(not known)"
+    parts = [f"{label}: {', '.join(perms.get(key) or []) or 'none'}"
+             for key, label in (("graph", "Microsoft Graph"), ("sharepoint", "SharePoint"))]
+    return "; ".join(parts)
 
 
 def _csv_row(p: dict[str, Any]) -> dict[str, Any]:
@@ -181,11 +206,27 @@ def profiles_show(ctx: typer.Context, profile_id: str, as_json: bool = JsonFlag)
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
     ac = p.get("adminCenter") or {}
-    for k, v in (("ID", p["id"]), ("Kind", p.get("kind")), ("Username", _identity(p)),
-                 ("Description", p.get("description")), ("MFA", str(p.get("mfaEnabled"))),
-                 ("Admin center", f"{ac.get('mode')} {ac.get('effectiveUrl') or ''}".strip()),
-                 ("Password set", str(p.get("passwordSet"))), ("Last validation", _last(p))):
-        table.add_row(k, v or "")
+    if p.get("kind") == "app":
+        cert, previous = p.get("certificate") or {}, p.get("previousCertificate")
+        rows = [("ID", p["id"]), ("Kind", "app"), ("Client ID", p.get("clientId")),
+                ("Description", p.get("description")), ("Workload", p.get("workload")),
+                ("SharePoint URL", p.get("sharePointUrl") or "(found by the Validation Test)"),
+                ("Certificate", f"{cert.get('thumbprint', '').upper()} valid until {cert.get('notAfter')}, "
+                                f"{_days_left(cert)}" if cert else ""),
+                ("Previous certificate", f"{previous['thumbprint'].upper()} (accepted until the new one signs in)"
+                 if previous else None),
+                ("Certificate URL", c.client.base_url + p["certificateUrl"] if p.get("certificateUrl") else None),
+                ("Admin consent", p.get("adminConsentUrl")),
+                ("Required permissions", _permissions(p.get("requiredPermissions"))),
+                ("Last validation", _last(p))]
+    else:
+        rows = [("ID", p["id"]), ("Kind", p.get("kind")), ("Username", _identity(p)),
+                ("Description", p.get("description")), ("MFA", str(p.get("mfaEnabled"))),
+                ("Admin center", f"{ac.get('mode')} {ac.get('effectiveUrl') or ''}".strip()),
+                ("Password set", str(p.get("passwordSet"))), ("Last validation", _last(p))]
+    for k, v in rows:
+        if v is not None:
+            table.add_row(k, v or "")
     for lim in p.get("limitationDetails") or []:
         table.add_row("Limitation", lim["text"])
     for g in p.get("guidance") or []:
@@ -253,6 +294,11 @@ def _print_outcome(o: dict[str, Any], title: str) -> None:
     status = o["status"]
     style = "green" if status == "passed" else "red"
     out.print(f"[{style}]{title}: {status}[/{style}]" + (f" {o['messageId']}" if o.get("messageId") else ""))
+    app = "grantedPermissions" in o
+    if status == "passed" and o.get("messageId"):  # passed with a warning (CERTIFICATE_EXPIRING)
+        out.print(f"Warning: {o['message']}", markup=False)
+        for n, s in enumerate(o.get("solutions") or [], start=1):
+            out.print(f"  {n}. {s}", markup=False)
     if status != "passed":
         out.print(o["message"], markup=False)
         if o.get("cause"):
@@ -266,6 +312,15 @@ def _print_outcome(o: dict[str, Any], title: str) -> None:
                  if ev.get(k) is not None]
         if facts:
             out.print("Evidence: " + ", ".join(facts), markup=False)
+    if app:
+        out.print(f"Granted permissions: {_permissions(o.get('grantedPermissions'))}", markup=False)
+        out.print(f"Missing permissions: {_permissions(o.get('missingPermissions'))}", markup=False)
+        if o.get("certificate"):
+            out.print(f"Certificate: {o['certificate']['thumbprint'].upper()}, {_days_left(o['certificate'])}",
+                      markup=False)
+        if o.get("sharePointUrl"):
+            out.print(f"SharePoint URL: {o['sharePointUrl']}", markup=False)
+        return
     out.print(f"User role: {o.get('userRole') or '(blank)'}" + (f" - {o['userRoleNote']}" if o.get("userRoleNote") else ""),
               markup=False)
 
@@ -314,15 +369,149 @@ def profiles_history(ctx: typer.Context, profile_id: str, as_json: bool = JsonFl
     out.print(table)
 
 
-@profiles_app.command("migrate")
-def profiles_migrate(ctx: typer.Context, profile_id: str, as_json: bool = JsonFlag):
-    """Migrate an MFA profile to an app profile (not available: the service has no app profiles yet)."""
-    message = ("Migrate to app profile is not available: this service has no app profiles yet. "
-               "To leave the retired legacy sign-in, convert the profile to a common profile instead "
-               "(clear mfaEnabled and set the account's sign-in password).")
+def _certificate_source(pfx: Optional[Path], password_env: Optional[str]) -> dict[str, Any]:
+    """``{"generate": true}``, or the PFX file as base64 with the password read from an environment
+    variable (never from the command line, where it would stay in the shell history)."""
+    if pfx is None:
+        if password_env:
+            fail("--pfx-password-env belongs to --pfx.")
+        return {"generate": True}
+    body: dict[str, Any] = {"pfx": base64.b64encode(pfx.read_bytes()).decode()}
+    if password_env:
+        password = os.environ.get(password_env)
+        if password is None:
+            fail(f"The environment variable {password_env} (--pfx-password-env) is not set.")
+        body["password"] = password
+    return body
+
+
+PfxOption = typer.Option(None, "--pfx", exists=True, dir_okay=False,
+                         help="Import this PKCS#12 file (with its private key) instead of letting Key Vault "
+                              "generate the certificate.")
+PfxPasswordEnv = typer.Option(None, "--pfx-password-env", metavar="VAR",
+                              help="The environment variable that holds the PFX's password.")
+WorkloadOption = typer.Option("backup", "--workload", help="backup or governance: the permissions the app needs.")
+SharePointOption = typer.Option(None, "--sharepoint-url",
+                                help="The tenant's SharePoint URL (default: found by the Validation Test).")
+
+
+def _print_app_next_steps(c: Context, profile_id: str, certificate_url: str, consent_url: str,
+                          required: dict[str, list[str]], steps: list[str]) -> None:
+    out.print(f"Public certificate: {c.client.base_url + certificate_url}", markup=False)
+    out.print(f"  (download it with: python -m cli profiles certificate {profile_id} --der -o app.cer)", markup=False)
+    out.print(f"Admin consent: {consent_url}", markup=False)
+    out.print(f"Required permissions: {_permissions(required)}", markup=False)
+    if steps:
+        out.print("Next steps:", markup=False)
+        for n, step in enumerate(steps, start=1):
+            out.print(f"  {n}. {step}", markup=False)
+
+
+def _print_app_profile(c: Context, p: dict[str, Any], title: str) -> None:
+    cert = p.get("certificate") or {}
+    out.print(f"{title} {p['name']} (profile {p['id']}), client id {p.get('clientId')}", markup=False)
+    if cert:
+        out.print(f"Certificate: {cert['thumbprint'].upper()} valid until {cert['notAfter']}, {_days_left(cert)}",
+                  markup=False)
+    if p.get("previousCertificate"):
+        out.print(f"Previous certificate: {p['previousCertificate']['thumbprint'].upper()} (still accepted until the "
+                  "new one has signed in)", markup=False)
+
+
+@profiles_app.command("create-app")
+def profiles_create_app(ctx: typer.Context,
+                        name: str = typer.Option(..., "--name", help="Profile Name (unique in the tenant)."),
+                        client_id: str = typer.Option(..., "--client-id",
+                                                      help="Application (client) ID of the app registration."),
+                        description: Optional[str] = typer.Option(None, "--description"),
+                        pfx: Optional[Path] = PfxOption, pfx_password_env: Optional[str] = PfxPasswordEnv,
+                        workload: str = WorkloadOption, sharepoint_url: Optional[str] = SharePointOption,
+                        as_json: bool = JsonFlag):
+    """Create an app profile: an app registration that signs in with a certificate held in Key Vault
+    (generated there by default, its key not exportable; or imported from --pfx)."""
+    c = ctx_of(ctx)
+    body: dict[str, Any] = {"kind": "app", "name": name, "clientId": client_id, "workload": workload,
+                            "certificate": _certificate_source(pfx, pfx_password_env)}
+    if description:
+        body["description"] = description
+    if sharepoint_url:
+        body["sharePointUrl"] = sharepoint_url
+    p = api_call(c.client.create_profile, c.tenant, body)
     if as_json:
-        emit_json({"profileId": profile_id, "migrated": False, "detail": message})
-    fail(message)
+        emit_json(p)
+        return
+    _print_app_profile(c, p, "Created app profile")
+    _print_app_next_steps(c, p["id"], p["certificateUrl"], p["adminConsentUrl"], p["requiredPermissions"], p.get("guidance") or [])
+
+
+@profiles_app.command("certificate")
+def profiles_certificate(ctx: typer.Context, profile_id: str,
+                         der: bool = typer.Option(False, "--der", help="DER (.cer) instead of PEM."),
+                         output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                                               help="Write it to this file (default: stdout)."),
+                         as_json: bool = JsonFlag):
+    """An app profile's public certificate, to upload to the app registration (never its key: that
+    stays in Key Vault)."""
+    c = ctx_of(ctx)
+    response = api_call(c.client.get_certificate, c.tenant, profile_id, der=der)
+    data = response.content
+    if output:
+        output.write_bytes(data)
+        err.print(f"Wrote {output}", markup=False)
+    if as_json:
+        p = api_call(c.client.get_profile, c.tenant, profile_id)
+        emit_json({"profileId": profile_id, "format": "der" if der else "pem", "file": str(output) if output else None,
+                   "certificate": p.get("certificate"),
+                   **({"der": base64.b64encode(data).decode()} if der else {"pem": data.decode("ascii")})})
+    elif not output:
+        if der:
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+        else:
+            sys.stdout.write(data.decode("ascii"))
+
+
+@profiles_app.command("rotate")
+def profiles_rotate(ctx: typer.Context, profile_id: str,
+                    pfx: Optional[Path] = PfxOption, pfx_password_env: Optional[str] = PfxPasswordEnv,
+                    as_json: bool = JsonFlag):
+    """Rotate an app profile's certificate: a new version (generated by Key Vault, or --pfx); the
+    current one is still accepted until the new one has signed in."""
+    c = ctx_of(ctx)
+    p = api_call(c.client.rotate_certificate, c.tenant, profile_id, _certificate_source(pfx, pfx_password_env))
+    if as_json:
+        emit_json(p)
+        return
+    _print_app_profile(c, p, "Rotated the certificate of")
+    out.print(f"Upload the new public certificate to the app registration: {c.client.base_url + p['certificateUrl']}",
+              markup=False)
+    out.print(f"  python -m cli profiles certificate {p['id']} --der -o app.cer", markup=False)
+
+
+@profiles_app.command("migrate")
+def profiles_migrate(ctx: typer.Context, profile_id: str,
+                     client_id: str = typer.Option(..., "--client-id",
+                                                   help="Application (client) ID of the app registration."),
+                     pfx: Optional[Path] = PfxOption, pfx_password_env: Optional[str] = PfxPasswordEnv,
+                     workload: str = WorkloadOption, sharepoint_url: Optional[str] = SharePointOption,
+                     as_json: bool = JsonFlag):
+    """Migrate an MFA or common profile to an app profile; prints the next steps, the public
+    certificate and the admin-consent link. Its old password is deleted after the first passed test."""
+    c = ctx_of(ctx)
+    body: dict[str, Any] = {"clientId": client_id, "workload": workload}
+    if pfx is not None:
+        body["certificate"] = _certificate_source(pfx, pfx_password_env)
+    elif pfx_password_env:
+        fail("--pfx-password-env belongs to --pfx.")
+    if sharepoint_url:
+        body["sharePointUrl"] = sharepoint_url
+    result = api_call(c.client.migrate_profile, c.tenant, profile_id, body)
+    if as_json:
+        emit_json(result)
+        return
+    _print_app_profile(c, result["profile"], "Migrated to an app profile:")
+    _print_app_next_steps(c, profile_id, result["certificateUrl"], result["adminConsentUrl"], result["requiredPermissions"],
+                          result["nextSteps"])
 
 
 # ---------------------------------------------------------------------------------- jobs

@@ -15,7 +15,7 @@ import pytest
 
 from tests.browser.pages import (AXE, CHROMIUM, SHOTS, axe_violations, create_profile, fill_form,  # noqa: F401
                                  outcome_heading)
-from tests.demo import APP_PASSWORD, CONTOSO, PASSWORD
+from tests.demo import APP_PASSWORD, PASSWORD
 from tests.fixtures.local_host import LOCAL_KEY
 from tests.waiting import wait_until
 
