@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
 from . import aadsts
-from .scenario import ROLE_TEMPLATE_IDS, load_certificate, stable_id
+from .scenario import ROLE_TEMPLATE_IDS, load_certificate, policy_display_name, stable_id
 from .signin import LEGACY, MODERN, evaluate
 from .tokens import RESOURCE_APP_IDS, b64url, b64url_decode
 from .webutil import Routes, dumps, json_response, text_response, utc_iso
@@ -62,6 +62,11 @@ aadsts.CATALOG.setdefault(700021, aadsts.Aadsts(
 aadsts.CATALOG.setdefault(50027, aadsts.Aadsts("invalid_request", "{detail}"))
 aadsts.CATALOG.setdefault(7000112, aadsts.Aadsts("unauthorized_client",
                                                  "Application '{client_id}'({name}) is disabled."))
+
+
+#: Per-request facts kept between the steps of one token request (correlation id, credential kind).
+_CORRELATION = web.RequestKey("m365sim.correlation", str)
+_CREDENTIAL = web.RequestKey("m365sim.credential", str)
 
 
 def _ests_time(ts: float) -> str:
@@ -173,9 +178,12 @@ def _pem_credential(text: str) -> KeyCredential:
     return cred
 
 
-def workload_policy_blocks(tenant: dict, app_id: str, client_ip: str) -> list[str]:
-    """Ids of the enforced Conditional Access policies for workload identities that block ``app_id``."""
-    ids = []
+def workload_policy_results(tenant: dict, app_id: str, client_ip: str) -> list[dict]:
+    """Every Conditional Access policy for workload identities of ``tenant``, evaluated for a
+    client-credentials sign-in of ``app_id`` from ``client_ip``, as the sign-in log keeps them:
+    ``result`` failure (an enforced block that applies), reportOnlyFailure, notApplied,
+    reportOnlyNotApplied or notEnabled."""
+    out = []
     ip = ipaddress.ip_address(client_ip)
 
     def within(ranges):
@@ -183,19 +191,32 @@ def workload_policy_blocks(tenant: dict, app_id: str, client_ip: str) -> list[st
 
     for p in tenant["conditionalAccess"]:
         sp = p.get("servicePrincipals")
-        if sp is None or p["state"] != "on" or p["grant"] != "block":
+        if sp is None:
             continue
+        applies = p["grant"] == "block"
         refs = [r.lower() for r in sp["include"]]
         if not ("all" in refs or app_id.lower() in refs) or app_id.lower() in [r.lower() for r in sp["exclude"]]:
-            continue
+            applies = False
         loc = p.get("locations")
-        if loc:
+        if applies and loc:
             if loc.get("includeRanges") and not within(loc["includeRanges"]):
-                continue
-            if within(loc.get("trustedRanges", []) + loc.get("excludedRanges", [])):
-                continue
-        ids.append(p["id"])
-    return ids
+                applies = False
+            elif within(loc.get("trustedRanges", []) + loc.get("excludedRanges", [])):
+                applies = False
+        if p["state"] == "off":
+            result = "notEnabled"
+        elif p["state"] == "reportOnly":
+            result = "reportOnlyFailure" if applies else "reportOnlyNotApplied"
+        else:
+            result = "failure" if applies else "notApplied"
+        out.append({"id": p["id"], "name": p["name"], "displayName": policy_display_name(p), "state": p["state"],
+                    "grant": p["grant"], "microsoftManaged": p.get("microsoftManaged", False), "result": result})
+    return out
+
+
+def workload_policy_blocks(tenant: dict, app_id: str, client_ip: str) -> list[str]:
+    """Ids of the enforced Conditional Access policies for workload identities that block ``app_id``."""
+    return [p["id"] for p in workload_policy_results(tenant, app_id, client_ip) if p["result"] == "failure"]
 
 
 class _Refused(Exception):
@@ -301,9 +322,17 @@ class EntraService:
             return text_response("Not Found" if not known else "Method Not Allowed", 405 if known else 404)
         return await handler(request, **groups)
 
+    @staticmethod
+    def _correlation(request: web.Request) -> str:
+        """The request's correlation id: the client's ``client-request-id`` (msal sends one per
+        request), else one Entra makes up; the same in the error body and the sign-in log."""
+        cid = request.get(_CORRELATION)
+        if cid is None:
+            cid = request[_CORRELATION] = request.headers.get("client-request-id") or str(uuid.uuid4())
+        return cid
+
     def _error(self, request: web.Request, code: int, **params) -> web.Response:
-        status, body = aadsts.token_error(code, correlation_id=request.headers.get("client-request-id"),
-                                          **params)
+        status, body = aadsts.token_error(code, correlation_id=self._correlation(request), **params)
         return json_response(body, status, _ests_headers(request, code))
 
     # ------------------------------------------------------------------ discovery
@@ -469,9 +498,10 @@ class EntraService:
         ip = self.state.client_ip(request)
         decision = evaluate(self.state.directory, tenant, username, password, client_app=MODERN, client_ip=ip,
                             resource_app_id=self.resource_app_id(resource))
+        app = self.state.directory.app(client_id)
         self.state.log_signin(user=username, tenant=tenant, path="ropc", ip=ip, app_id=client_id,
-                              resource=resource, decision=decision,
-                              correlation_id=request.headers.get("client-request-id"))
+                              resource=resource, decision=decision, correlation_id=self._correlation(request),
+                              app_display_name=app["displayName"] if app else None)
         if not decision.ok:
             return self._error(request, decision.code, claims=decision.claims, **decision.params)
         user = self.state.directory.user(username)
@@ -557,7 +587,8 @@ class EntraService:
                                                           client_id, resource))
         self.state.log_signin(user=None, tenant=tenant, path="clientCredentials", ip=self.state.client_ip(request),
                               app_id=client_id, resource=resource, decision=None,
-                              correlation_id=request.headers.get("client-request-id"))
+                              correlation_id=self._correlation(request), app_display_name=app["displayName"],
+                              credential="clientSecret")
         body = {"token_type": "Bearer", "expires_in": life - 1, "ext_expires_in": life - 1, "access_token": token}
         if not v2:
             body.update({"resource": resource, "expires_on": str(now + life - 1)})
@@ -565,10 +596,15 @@ class EntraService:
 
     # ------------------------------------------------------------------ app registrations (app-only)
 
-    def _app_refusal(self, request, in_tenant, app_id, code, **params) -> _Refused:
+    def _app_refusal(self, request, in_tenant, app_id, code, *, policies: list[dict] | None = None,
+                     signed_in_to: str | None = None, **params) -> _Refused:
+        app = self.state.directory.tenant_app(in_tenant, app_id) if in_tenant else None
         self.state.log_signin(user=None, tenant=in_tenant, path="clientCredentials", ip=self.state.client_ip(request),
-                              app_id=app_id, resource=None, decision=None, error_code=code,
-                              correlation_id=request.headers.get("client-request-id"))
+                              app_id=app_id, resource=signed_in_to, decision=None, error_code=code,
+                              correlation_id=self._correlation(request), policies=policies,
+                              error_params={k: v for k, v in params.items() if k != "claims"},
+                              app_display_name=app["displayName"] if app else None,
+                              credential=request.get(_CREDENTIAL))
         return _Refused(self._error(request, code, **params))
 
     def _app_registration_token(self, request, form, tenant_key, tenant, app, scope, v2) -> web.Response:
@@ -579,9 +615,11 @@ class EntraService:
         if not app["enabled"]:
             raise self._app_refusal(request, tenant, app_id, 7000112, client_id=app_id, name=app["displayName"])
         if form.get("client_assertion") or form.get("client_assertion_type"):
+            request[_CREDENTIAL] = "clientAssertion"
             self._verify_assertion(request, form, tenant_key, tenant, app)
             acr = "2"
         elif form.get("client_secret"):
+            request[_CREDENTIAL] = "clientSecret"
             if form["client_secret"] not in app["secrets"]:
                 raise self._app_refusal(request, tenant, app_id, 7000215, client_id=app_id)
             acr = "1"
@@ -591,9 +629,10 @@ class EntraService:
         if resource is None:
             raise self._app_refusal(request, tenant, app_id, 500011, resource=raw, tenant=tenant["name"])
         ip = self.state.client_ip(request)
-        blocked = workload_policy_blocks(tenant, app_id, ip)
+        evaluated = workload_policy_results(tenant, app_id, ip)
+        blocked = [p["id"] for p in evaluated if p["result"] == "failure"]
         if blocked:
-            raise self._app_refusal(request, tenant, app_id, 53003, claims={
+            raise self._app_refusal(request, tenant, app_id, 53003, policies=evaluated, signed_in_to=resource, claims={
                 "access_token": {"capolids": {"essential": True, "values": blocked}}})
         granted = app["permissions"]["graph" if resource == GRAPH else "sharepoint"] if app["consented"] else []
         now = int(time.time())
@@ -610,7 +649,9 @@ class EntraService:
         token = self.state.tokens.sign(claims, cache_key=("app_registration", self.state.version, tid, app_id,
                                                           resource, acr))
         self.state.log_signin(user=None, tenant=tenant, path="clientCredentials", ip=ip, app_id=app_id,
-                              resource=resource, decision=None, correlation_id=request.headers.get("client-request-id"))
+                              resource=resource, decision=None, correlation_id=self._correlation(request),
+                              policies=evaluated, app_display_name=app["displayName"],
+                              credential=request.get(_CREDENTIAL))
         body = {"token_type": "Bearer", "expires_in": life - 1, "ext_expires_in": life - 1, "access_token": token}
         if not v2:
             body.update({"resource": resource, "expires_on": str(now + life - 1)})
@@ -705,14 +746,15 @@ class EntraService:
         ip = self.state.client_ip(request)
         if user_tenant is None:
             self.state.log_signin(user=username, tenant=None, path="legacySts", ip=ip, app_id=None,
-                                  resource=applies_to, decision=None, error_code=50034)
+                                  resource=applies_to, decision=None, error_code=50034,
+                                  correlation_id=self._correlation(request))
             return self._fault(aadsts.message(50034, tenant=username.rpartition("@")[2]))
         # A tenant whose IDCRL sign-in is blocked or retired still gets its token here: real clients
         # report the refusal at wsignin1.0 (vgrem/Office365-REST-Python-Client#1012, #982, #986).
         decision = evaluate(directory, user_tenant, username, password, client_app=LEGACY, client_ip=ip,
                             resource_app_id=SPO_APP_ID)
         self.state.log_signin(user=username, tenant=user_tenant, path="legacySts", ip=ip, app_id=None,
-                              resource=applies_to, decision=decision)
+                              resource=applies_to, decision=decision, correlation_id=self._correlation(request))
         if not decision.ok:
             return self._fault(aadsts.message(decision.code, **decision.params))
         user = directory.user(username)

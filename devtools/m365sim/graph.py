@@ -7,6 +7,10 @@ App-only tokens (``idtyp: app``, client credentials): ``GET /v1.0/sites/root`` (
 SharePoint site; needs a ``Sites.Read.All``/``ReadWrite``/``Manage``/``FullControl`` role) and
 ``GET /v1.0/users`` (needs ``User.Read.All``/``User.ReadWrite.All``/``Directory.Read.All``/
 ``Directory.ReadWrite.All``), each counted as ``graph.app``.
+
+The sign-in log (``/auditLogs/signIns``), Conditional Access policies and named locations and the
+security-defaults policy are in :mod:`graph_audit` (app-only requests count as ``graph.app``,
+delegated ones as ``graph.audit``).
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
+from .graph_audit import AuditGraph
 from .scenario import ROLE_TEMPLATE_IDS, stable_id
 from .tokens import RESOURCE_APP_IDS, TokenError
 from .webutil import Routes, bearer, json_response
@@ -64,6 +69,7 @@ class GraphService:
         a.add("GET", r"/v1\.0/sites/root/?", self.site_root)
         a.add("GET", r"/v1\.0/users/?", self.users)
         self.app_routes = a
+        self.audit = AuditGraph(state)
 
     def endpoint(self, request: web.Request) -> str:
         return "graph"
@@ -81,6 +87,13 @@ class GraphService:
             claims = self.state.tokens.verify(bearer(request), AUDIENCES)
         except TokenError as exc:
             return graph_error(request, 401, "InvalidAuthenticationToken", _TOKEN_MESSAGES[exc.reason], challenge)
+        audit_handler, audit_groups, _ = self.audit.routes.match(request.method, request.path)
+        if audit_handler is not None:  # graph_audit.py: sign-in log, Conditional Access, security defaults
+            counter = "graph.app" if claims.get("idtyp") == "app" else "graph.audit"
+            self.state.counters.hit(counter)
+            response = await audit_handler(request, claims, **audit_groups)
+            self.state.counters.status(counter, response.status)
+            return response
         if claims.get("idtyp") == "app":
             app_handler, _, _ = self.app_routes.match(request.method, request.path)
             if app_handler is not None:

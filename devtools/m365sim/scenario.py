@@ -37,6 +37,15 @@ SPO_ADMIN_ROLES = frozenset({"Global Administrator", "SharePoint Administrator"}
 
 _NS = uuid.UUID("6f1d2c1e-54d3-4b8e-9a55-6d3e8f0c1a77")
 
+#: Microsoft-managed Conditional Access policies carry this prefix in their display name (Learn,
+#: "Microsoft-managed Conditional Access policies": "Microsoft-managed policy names start with
+#: Microsoft-managed"; captured Graph exports show "Microsoft-managed: Multifactor authentication ...").
+MICROSOFT_MANAGED_PREFIX = "Microsoft-managed: "
+#: Licences that include Entra ID P1 (sign-in logs through Graph need one of them).
+PREMIUM_LICENSES = frozenset({"aadPremiumP1", "aadPremiumP2"})
+#: createdDateTime/modifiedDateTime of a policy the scenario gives no date (a fixed, stable instant).
+DEFAULT_POLICY_DATE = "2024-01-15T09:00:00Z"
+
 
 class ScenarioError(ValueError):
     """A scenario is invalid; the message names the file (if any) and the offending field."""
@@ -46,6 +55,20 @@ class ScenarioError(ValueError):
 def stable_id(*parts: str) -> str:
     """A deterministic GUID for objects the scenario does not give an id to."""
     return str(uuid.uuid5(_NS, "/".join(parts)))
+
+
+def policy_display_name(policy: dict) -> str:
+    """The policy's display name as Entra shows it: a Microsoft-managed policy's name starts with
+    ``Microsoft-managed: `` (added when the scenario's ``name`` lacks it)."""
+    name = policy["name"]
+    if policy.get("microsoftManaged") and not name.startswith(MICROSOFT_MANAGED_PREFIX):
+        return MICROSOFT_MANAGED_PREFIX + name
+    return name
+
+
+def has_premium(tenant: dict) -> bool:
+    """Whether the tenant holds an Entra ID P1 (or P2) licence (scenario ``licenses``)."""
+    return bool(PREMIUM_LICENSES.intersection(tenant.get("licenses", [])))
 
 
 # --------------------------------------------------------------------------- validation
@@ -156,6 +179,9 @@ def _semantic_errors(sc: dict) -> list[str]:
             if p["name"] in names:
                 errs.append(f"{here}.conditionalAccess[{pi}].name: duplicate policy name {p['name']!r}")
             names.add(p["name"])
+            if p.get("modifiedDateTime") and p.get("createdDateTime") and \
+                    p["modifiedDateTime"] < p["createdDateTime"]:
+                errs.append(f"{here}.conditionalAccess[{pi}].modifiedDateTime: before createdDateTime")
             for key in ("include", "exclude"):
                 for ri, ref in enumerate(p.get("users", {}).get(key, [])):
                     if ref != "All" and ref.lower() not in upns_here:
@@ -216,6 +242,7 @@ def normalise(sc: dict) -> dict:
     settings = sc.setdefault("settings", {})
     settings.setdefault("tokenLifetimeSeconds", 3600)
     settings.setdefault("spoCookieLifetimeSeconds", 5 * 24 * 3600)
+    settings.setdefault("signInLogDelaySeconds", 0)
     for t in sc.setdefault("tenants", []):
         t.setdefault("name", t["domains"][0].split(".")[0].title())
         la = t.setdefault("legacyAuth", {})
@@ -223,6 +250,7 @@ def normalise(sc: dict) -> dict:
         la.setdefault("idcrlReEnabled", False)
         la.setdefault("blockLegacyApps", False)
         t.setdefault("securityDefaults", False)
+        t.setdefault("licenses", [])
         for u in t.setdefault("users", []):
             u.setdefault("id", stable_id("user", u["upn"].lower()))
             u.setdefault("displayName", u["upn"].split("@")[0].title())
@@ -244,6 +272,7 @@ def normalise(sc: dict) -> dict:
         for p in t.setdefault("conditionalAccess", []):
             p.setdefault("id", stable_id("policy", t["id"].lower(), p["name"]))
             p.setdefault("state", "on")
+            p.setdefault("microsoftManaged", False)
             if "servicePrincipals" in p:  # a workload-identity policy covers no user
                 p["servicePrincipals"].setdefault("include", [])
                 p["servicePrincipals"].setdefault("exclude", [])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from .scenario import ADMIN_ROLES, Directory
+from .scenario import ADMIN_ROLES, Directory, policy_display_name
 
 MODERN = "mobileAppsAndDesktopClients"
 LEGACY = "other"
@@ -53,6 +53,13 @@ def policy_applies(policy: dict, upn: str, client_app: str, client_ip: str) -> b
     return True
 
 
+def _logged(policy: dict, result: str) -> dict:
+    """What the sign-in log keeps of one evaluated policy (its name as it was at sign-in time)."""
+    return {"id": policy["id"], "name": policy["name"], "displayName": policy_display_name(policy),
+            "state": policy["state"], "grant": policy["grant"],
+            "microsoftManaged": policy.get("microsoftManaged", False), "result": result}
+
+
 _GRANT_ORDER = {"block": 0, "compliantDevice": 1, "domainJoined": 2, "mfa": 3}
 _GRANT_CODE = {"block": 53003, "compliantDevice": 53000, "domainJoined": 53001}
 
@@ -89,7 +96,11 @@ def evaluate(directory: Directory, tenant: dict, upn: str, password: str, *, cli
 
     failing: list[dict] = []
     for policy in tenant["conditionalAccess"]:
+        if "servicePrincipals" in policy:  # a workload-identity policy: evaluated for app sign-ins only
+            continue
         if policy["state"] == "off":
+            # The sign-in log lists a disabled policy too, as notEnabled (Graph's signIn examples).
+            decision.policies.append(_logged(policy, "notEnabled"))
             continue
         applies = policy_applies(policy, upn, client_app, client_ip)
         # No grant control can be satisfied by a non-interactive password sign-in.
@@ -99,8 +110,7 @@ def evaluate(directory: Directory, tenant: dict, upn: str, password: str, *, cli
         elif applies:
             result = "failure"
             failing.append(policy)
-        decision.policies.append({"id": policy["id"], "name": policy["name"], "state": policy["state"],
-                                  "grant": policy["grant"], "result": result})
+        decision.policies.append(_logged(policy, result))
     failing.sort(key=lambda p: _GRANT_ORDER[p["grant"]])
     if failing and failing[0]["grant"] in _GRANT_CODE:
         grant = failing[0]["grant"]

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import copy
 import time
+import uuid
 from collections import deque
 
+from . import aadsts
 from . import scenario as scenario_mod
 from .faults import Counters, FaultEngine
 from .keyvault import VaultStore
@@ -25,6 +27,8 @@ class SimState:
         self.counters = Counters()
         self.signins: deque[dict] = deque(maxlen=SIGNIN_LOG_LIMIT)
         self.tenant_aliases: dict[str, str] = {}  # alias id -> tenant id (lower case); see add_tenant_alias
+        #: policy id -> epoch seconds of its last change through the control API (Graph modifiedDateTime)
+        self.policy_modified: dict[str, float] = {}
         self.load(scenario)
 
     # ------------------------------------------------------------------ scenario
@@ -39,11 +43,21 @@ class SimState:
 
     def update(self, scenario: dict) -> None:
         """Apply an edited scenario (merge patch) while keeping vault contents and runtime faults."""
+        self._note_policy_changes(self.scenario, scenario)
         self.scenario = scenario
         self.version += 1
         self.directory = scenario_mod.Directory(scenario, self.tenant_aliases)
         for v in scenario["vaults"]:
             self.vaults.data.setdefault(v["name"].lower(), {})
+
+    def _note_policy_changes(self, before: dict, after: dict) -> None:
+        """Remember when a Conditional Access policy was added or changed (its modifiedDateTime)."""
+        def policies(sc):
+            return {p["id"]: p for t in sc.get("tenants", []) for p in t.get("conditionalAccess", [])}
+        old, new, now = policies(before), policies(after), time.time()
+        for pid, policy in new.items():
+            if old.get(pid) != policy:
+                self.policy_modified[pid] = now
 
     def add_tenant_alias(self, alias: str, tenant: str) -> str:
         """Let ``alias`` (a GUID no tenant has) address the tenant ``tenant`` (id or domain) too: its
@@ -73,6 +87,7 @@ class SimState:
         """Back to the scenario the simulator started with; faults, counters, sign-ins and tenant
         aliases cleared."""
         self.tenant_aliases.clear()
+        self.policy_modified.clear()
         self.load(copy.deepcopy(self.initial))
         self.counters.clear()
         self.signins.clear()
@@ -85,10 +100,21 @@ class SimState:
 
     def log_signin(self, *, user: str | None, tenant: dict | None, path: str, ip: str | None,
                    app_id: str | None, resource: str | None, decision: Decision | None,
-                   correlation_id: str | None = None, error_code: int | str | None = None) -> None:
+                   correlation_id: str | None = None, error_code: int | str | None = None,
+                   policies: list[dict] | None = None, error_params: dict | None = None,
+                   app_display_name: str | None = None, credential: str | None = None) -> None:
+        """Record one sign-in as Entra does, with what its Graph sign-in log entry needs: the
+        Conditional Access evaluation (``conditionalAccess``: id, name, displayName, state, grant,
+        microsoftManaged, result), the correlation id the client sent, the failure's text.
+
+        ``path``: ``ropc``, ``legacySts`` (extSTS.srf), ``clientCredentials`` (Entra sign-ins, listed by
+        Graph) or ``spoSignin`` (SharePoint's cookie step, not an Entra sign-in)."""
         code = decision.code if decision is not None else error_code
+        now = time.time()
         entry = {
-            "time": utc_iso(time.time(), micro=True),
+            "id": str(uuid.uuid4()),
+            "time": utc_iso(now, micro=True),
+            "epoch": now,
             "user": user.lower() if user else None,
             "tenantId": tenant["id"] if tenant else None,
             "path": path,
@@ -98,9 +124,18 @@ class SimState:
             "appId": app_id,
             "resource": resource,
         }
+        params = dict(decision.params) if decision is not None else dict(error_params or {})
+        if isinstance(code, int) and code in aadsts.CATALOG:
+            entry["failureReason"] = aadsts.message(code, **params).split(": ", 1)[1]
         if decision is not None:
             entry["appPassword"] = decision.app_password
             entry["conditionalAccess"] = decision.policies
+        elif policies is not None:
+            entry["conditionalAccess"] = policies
+        if app_display_name:
+            entry["appDisplayName"] = app_display_name
+        if credential:
+            entry["clientCredentialType"] = credential
         if correlation_id:
             entry["correlationId"] = correlation_id
         self.signins.append(entry)

@@ -85,3 +85,39 @@ def wsignin(session, site: str, token: str):
 def contextinfo(session, site: str, **kwargs):
     return session.post(f"{site}/_api/contextinfo", headers={"Accept": "application/json;odata=verbose"},
                         timeout=10, **kwargs)
+
+
+# App registrations of the demo scenario (DESIGN.md §7; issue 15 for the diagnosis apps).
+APP_BACKUP = "c0ffee00-0000-4000-8000-000000000001"       # consented: Sites.FullControl.All, User.Read.All
+APP_NO_CONSENT = "c0ffee00-0000-4000-8000-000000000002"
+APP_DIAGNOSTICS = "c0ffee00-0000-4000-8000-000000000003"  # + AuditLog.Read.All, Policy.Read.All (contoso, P1)
+APP_DIAGNOSTICS_NO_P1 = "c0ffee00-0000-4000-8000-000000000004"  # the same permissions in litware (no P1)
+
+
+def demo_certificate(sim) -> dict:
+    """msal's ``client_credential`` for <state-dir>/demo-app.pfx (password ``demo``): key PEM + SHA-1."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    key, cert, _ = pkcs12.load_key_and_certificates((sim.state_dir / "demo-app.pfx").read_bytes(), b"demo")
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    return {"private_key": pem, "thumbprint": cert.fingerprint(hashes.SHA1()).hex().upper()}
+
+
+def app_token(sim, session, client_id: str = APP_DIAGNOSTICS, tenant: str = CONTOSO,
+              scopes=GRAPH_SCOPE) -> dict:
+    """A client-credentials token of a demo app registration, the way the product's app profile gets it
+    (msal's ConfidentialClientApplication signing an assertion with the demo certificate)."""
+    app = msal.ConfidentialClientApplication(client_id, authority=f"{LOGIN}/{tenant}",
+                                             client_credential=demo_certificate(sim), http_client=session,
+                                             instance_discovery=False)
+    return app.acquire_token_for_client(scopes)
+
+
+def ropc_raw(session, tenant: str, upn: str, password: str, *, correlation_id: str,
+             scope: str = "https://graph.microsoft.com/.default openid profile offline_access"):
+    """The password grant as msal posts it, with a chosen ``client-request-id``."""
+    return session.post(f"{LOGIN}/{tenant}/oauth2/v2.0/token", data={
+        "grant_type": "password", "client_id": PUBLIC_CLIENT, "username": upn, "password": password,
+        "scope": scope, "client_info": "1"}, headers={"client-request-id": correlation_id}, timeout=10)
