@@ -5,7 +5,8 @@ import azure.functions as func
 
 
 def blueprints() -> list[func.Blueprint]:
-    from functions import admin, health, jobs, openapi, outbox, pool, profiles, reserved_ips, validation, webhooks
+    from functions import (admin, explanations, health, jobs, openapi, outbox, pool, profiles, reserved_ips, validation,
+                           webhooks)
 
     return [admin.bp, health.bp, openapi.bp, profiles.bp, validation.bp, jobs.bp, outbox.bp, pool.bp, reserved_ips.bp,
-            webhooks.bp]
+            webhooks.bp, explanations.bp]

@@ -192,6 +192,8 @@ var storageQueues = [
   'validation-requests-poison'
   'troubleshooting-outcomes'
   'troubleshooting-outcomes-poison'
+  'outcome-explanations'
+  'outcome-explanations-poison'
 ]
 
 // ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Callable
 from shared import names
 from shared.cloud import endpoints_for
 from shared.config import Settings
-from shared.domain.ports import (CertificateStore, JobRepository, OutcomePublisher, PoolRepository,
+from shared.domain.ports import (CertificateStore, ExplanationQueue, JobRepository, SignInDiagnostics, OutcomePublisher, PoolRepository,
                                  ProfileRepository, SecretStore, ValidationHistory, WebhookEventLog, WorkQueue)
 from shared.domain.probes import AccountProbe
 from shared.services.health import HealthService
@@ -23,6 +23,7 @@ from shared.services.jobs import JobServices
 from shared.services.network import NetworkService
 from shared.services.pool import PoolServices
 from shared.services.profiles import ProfileServices, utcnow
+from shared.services.explanations import ExplanationService
 from shared.services.validation import ValidationService
 from shared.services.webhooks import WebhookReceiver, profile_handlers
 
@@ -40,6 +41,7 @@ class Services:
     webhooks: WebhookReceiver
     health: HealthService
     network: NetworkService
+    explanations: ExplanationService
 
 
 class _Storage:
@@ -131,7 +133,8 @@ def bootstrap(settings: Settings, *, profiles: ProfileRepository | None = None, 
               history: ValidationHistory | None = None, publisher: OutcomePublisher | None = None,
               probe: AccountProbe | None = None, jobs: JobRepository | None = None, work: WorkQueue | None = None,
               pool: PoolRepository | None = None, webhook_events: WebhookEventLog | None = None,
-              certificates: CertificateStore | None = None,
+              certificates: CertificateStore | None = None, explanation_queue: ExplanationQueue | None = None,
+              diagnostics: SignInDiagnostics | None = None,
               clock: Callable[[], datetime] = utcnow, provision: bool = True) -> Services:
     """Wire the services. Adapters not given are built from ``settings`` (Azure SDK clients on the
     one storage connection, Key Vault through the cloud's session, msal through the same session)."""
@@ -185,6 +188,16 @@ def bootstrap(settings: Settings, *, profiles: ProfileRepository | None = None, 
         webhook_events = TableWebhookEventLog(storage.table(names.WEBHOOK_EVENTS_TABLE))
     if certificates is None:
         certificates = certificate_store(settings, http_session())
+    if explanation_queue is None:
+        from shared.adapters.queue_explanation_queue import QueueExplanationQueue
+
+        explanation_queue = QueueExplanationQueue(storage.queue(names.EXPLANATIONS_QUEUE))
+    if diagnostics is None:
+        from shared.adapters.graph_sign_in_log import GraphSignInDiagnostics
+        from shared.adapters.upstream_http import UpstreamHttp
+
+        diagnostics = GraphSignInDiagnostics(UpstreamHttp(http_session(), timeout=settings.upstream_timeout),
+                                             graph_url=endpoints_for(settings.cloud).graph_url)
     if provision and storage.used:
         storage.provision()
 
@@ -195,6 +208,12 @@ def bootstrap(settings: Settings, *, profiles: ProfileRepository | None = None, 
     validation = ValidationService(profiles, secrets, history, publisher, probe, settings.reserved_ip_ranges,
                                    deadline_seconds=settings.validation_deadline, certificates=certificates,
                                    consent_url=profile_services.consent_url)
+    explanations = ExplanationService(
+        profiles, history, publisher, probe, diagnostics, explanation_queue, certificates, settings.reserved_ip_ranges,
+        clock, first_look_seconds=settings.explanation_first_look_seconds,
+        max_wait_seconds=settings.explanation_max_wait_minutes * 60,
+        graph_scope=endpoints_for(settings.cloud).graph_scope)
+    validation.explanations = explanations
     job_services = JobServices(jobs, profiles, validation, work, clock,
                                revalidation_max_age_hours=settings.revalidation_max_age_hours,
                                revalidation_spread_seconds=settings.revalidation_spread_minutes * 60)
@@ -209,6 +228,7 @@ def bootstrap(settings: Settings, *, profiles: ProfileRepository | None = None, 
                                  portals=settings.webhook_portals),
         health=HealthService({"table": profiles, "queue": work, "keyVault": secrets}),
         network=NetworkService(settings.reserved_ip_ranges),
+        explanations=explanations,
     )
 
 

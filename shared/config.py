@@ -74,6 +74,12 @@ SETTINGS: tuple[Setting, ...] = (
             "CN=m365-service-account-profiles"),
     Setting("APP_CERTIFICATE_VALIDITY_MONTHS",
             "Validity of the certificates Key Vault generates for app profiles.", "12"),
+    Setting("EXPLANATION_FIRST_LOOK_SECONDS",
+            "Seconds after a failed test before the tenant's sign-in log is first searched for the blocking policy "
+            "(then doubling, up to 5 minutes).", "60"),
+    Setting("EXPLANATION_MAX_WAIT_MINUTES",
+            "How long after a test its sign-in log entry is waited for; then the explanation says it never came.",
+            "30"),
     Setting("WEBHOOK_PORTALS",
             "Portals allowed to send signed webhooks and the tenants each may act for: "
             "'portal=tenantId|tenantId;other=*' ('*': every tenant). Any other portal is refused "
@@ -171,6 +177,8 @@ class Settings:
     validation_deadline: float = 25.0
     app_certificate_subject: str = "CN=m365-service-account-profiles"
     app_certificate_validity_months: int = 12
+    explanation_first_look_seconds: int = 60
+    explanation_max_wait_minutes: int = 30
     #: portal id → the tenants it may act for (None: every tenant).
     webhook_portals: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
 
@@ -207,6 +215,8 @@ class Settings:
             webhook_replay_window_seconds=_int(env, "WEBHOOK_REPLAY_WINDOW_SECONDS"),
             app_certificate_subject=_get(env, "APP_CERTIFICATE_SUBJECT") or "",
             app_certificate_validity_months=_int(env, "APP_CERTIFICATE_VALIDITY_MONTHS"),
+            explanation_first_look_seconds=_int(env, "EXPLANATION_FIRST_LOOK_SECONDS"),
+            explanation_max_wait_minutes=_int(env, "EXPLANATION_MAX_WAIT_MINUTES"),
             pool_lease_seconds=_int(env, "POOL_LEASE_SECONDS"),
             validation_deadline=float(_int(env, "VALIDATION_DEADLINE_SECONDS")),
             webhook_portals=parse_portals(_get(env, "WEBHOOK_PORTALS") or ""),

@@ -2,7 +2,9 @@
 
 VALIDATION_REQUESTS_QUEUE = "validation-requests"
 OUTCOMES_QUEUE = "troubleshooting-outcomes"
-QUEUES = (VALIDATION_REQUESTS_QUEUE, OUTCOMES_QUEUE)
+#: Follow-ups that name a blocking policy from the tenant's sign-in log when its entry arrives.
+EXPLANATIONS_QUEUE = "outcome-explanations"
+QUEUES = (VALIDATION_REQUESTS_QUEUE, OUTCOMES_QUEUE, EXPLANATIONS_QUEUE)
 
 PROFILES_TABLE = "Profiles"
 VALIDATIONS_TABLE = "Validations"

@@ -11,8 +11,9 @@ from dataclasses import replace
 
 from shared.domain.errors import (DependencyUnavailable, NameConflict, NotFound, PreconditionFailed,
                                   ProfileNotFound, SecretMissing)
-from shared.domain.ports import (CertificateStore, JobRepository, OutcomePublisher, Page, PoolRepository,
-                                 ProfileRepository, SecretStore, ValidationHistory, WebhookEventLog, WorkQueue)
+from shared.domain.ports import (CertificateStore, ExplanationQueue, JobRepository, OutcomePublisher, Page,
+                                 PoolRepository, ProfileRepository, SecretStore, SignInDiagnostics, ValidationHistory,
+                                 WebhookEventLog, WorkQueue)
 from shared.domain.profile import LastValidation, Password, SecretRef, ServiceAccountProfile, name_key
 
 
@@ -384,6 +385,62 @@ class FakeWorkQueue(_Dependency, WorkQueue):
         self.poison.append(text)
 
 
+class FakeExplanationQueue(_Dependency, ExplanationQueue):
+    dependency = "Queue Storage"
+
+    def __init__(self):
+        self.sent = []  # (ExplainMessage, delay)
+
+    def send(self, message, *, delay_seconds):
+        self._check()
+        self.sent.append((message, max(0, int(delay_seconds))))
+
+
+class FakeSignInDiagnostics(SignInDiagnostics):
+    """A sign-in log that has ``entries`` (appearing once ``arrive()`` is called for them), policies
+    by id, the security-defaults switch; ``refuse`` makes every call raise DiagnosisRefused."""
+
+    def __init__(self):
+        self.entries = []  # SignInEntry, visible
+        self.late = []     # SignInEntry not yet ingested
+        self.policy_facts = {}
+        self.defaults = False
+        self.refuse = None  # (reason, missing)
+        self.calls = []
+
+    def arrive(self):
+        self.entries.extend(self.late)
+        self.late.clear()
+
+    def _check(self):
+        from shared.domain.errors import DiagnosisRefused
+
+        if self.refuse:
+            raise DiagnosisRefused(*self.refuse)
+
+    def find_sign_in(self, grant, *, correlation_id, user, app_id, since):
+        self.calls.append(("find_sign_in", correlation_id, user, app_id))
+        self._check()
+        for entry in reversed(self.entries):
+            if correlation_id and entry.correlation_id == correlation_id:
+                return entry
+        for entry in reversed(self.entries):
+            if entry.created >= since and ((user and entry.user_principal_name == user) or
+                                           (app_id and entry.app_id == app_id)) and entry.error_code:
+                return entry
+        return None
+
+    def policies(self, grant, ids):
+        self.calls.append(("policies", tuple(ids)))
+        self._check()
+        return {i: self.policy_facts[i] for i in ids if i in self.policy_facts}
+
+    def security_defaults(self, grant):
+        self.calls.append(("security_defaults",))
+        self._check()
+        return self.defaults
+
+
 def _history_key(record):
     """The adapter's RowKey order: newest millisecond first, then record id."""
     return -int(record.at.timestamp() * 1000), record.record_id
@@ -423,11 +480,16 @@ class FakePublisher(_Dependency, OutcomePublisher):
 
     def __init__(self):
         self.published = []
+        self.explained = []
         self.down = False
 
     def publish(self, record):
         self._check()
         self.published.append(record)
+
+    def publish_explained(self, record):
+        self._check()
+        self.explained.append(record)
 
 
 class FakeWebhookEventLog(_Dependency, WebhookEventLog):

@@ -23,19 +23,22 @@ GLOBAL_READER = "f2ef992c-3afb-46b9-b7cf-a126ee74c451"
 
 STEP_OF = {"sign_in_modern": "token", "get_roles": "memberOf", "sign_in_legacy": "wsignin",
            "check_admin_center": "contextinfo", "graphToken": "graphToken", "sharePointToken": "sharePointToken",
-           "sharepoint_root": "sitesRoot", "check_sharepoint_app_only": "appOnlyWeb"}
+           "sharepoint_root": "sitesRoot", "check_sharepoint_app_only": "appOnlyWeb", "diagnosis": "diagnosis"}
 #: Requests a successful call of each method costs (legacy sign-in: extSTS + wsignin).
 REQUESTS_OF = {"sign_in_modern": 1, "get_roles": 1, "sign_in_legacy": 2, "check_admin_center": 1,
-               "graphToken": 1, "sharePointToken": 1, "sharepoint_root": 1, "check_sharepoint_app_only": 1}
+               "graphToken": 1, "sharePointToken": 1, "sharepoint_root": 1, "check_sharepoint_app_only": 1,
+               "diagnosis": 1}
 #: The roles the consented demo app's tokens carry (the backup workload's needs).
-APP_ROLES = {"graphToken": ("Sites.FullControl.All", "User.Read.All"), "sharePointToken": ("Sites.FullControl.All",)}
+APP_ROLES = {"graphToken": ("Sites.FullControl.All", "User.Read.All"), "sharePointToken": ("Sites.FullControl.All",),
+             # the Graph token of a diagnosis app profile (names blocking policies from the sign-in log)
+             "diagnosis": ("Sites.FullControl.All", "User.Read.All", "AuditLog.Read.All", "Policy.Read.All")}
 CONTOSO_SHAREPOINT = "https://contoso.sharepoint.com"
 
 
 def ok(method: str, **kw) -> ProbeResult:
     defaults = dict(ok=True, step=STEP_OF[method], requests=REQUESTS_OF[method],
                     correlation_id="cid-from-upstream")
-    if method in ("sign_in_modern", "sign_in_legacy", "graphToken", "sharePointToken"):
+    if method in ("sign_in_modern", "sign_in_legacy", "graphToken", "sharePointToken", "diagnosis"):
         defaults["grant"] = Grant("opaque-token-or-cookies")
     if method in APP_ROLES:
         defaults["role_names"] = APP_ROLES[method]
@@ -106,7 +109,7 @@ class FakeAccountProbe(AccountProbe):
         return self._next("check_admin_center", (admin_center_url, correlation_id))
 
     def app_token(self, tenant_id, client_id, certificate, sign, *, scope, correlation_id, step):
-        assert isinstance(certificate, CertificateInfo) and step in ("graphToken", "sharePointToken")
+        assert isinstance(certificate, CertificateInfo) and step in ("graphToken", "sharePointToken", "diagnosis")
         signature = sign(certificate.key_id, bytes(32))
         assert isinstance(signature, bytes)
         self.signed_with.append(certificate.key_id)

@@ -14,7 +14,7 @@ import azure.functions as func
 from shared import bootstrap
 from shared.config import Settings
 from shared.contract.routes import BY_ID
-from tests.fakes import (FakeCertificateStore, FakeHistory, FakeJobRepository, FakePoolRepository, FakeProfileRepository, FakePublisher,
+from tests.fakes import (FakeCertificateStore, FakeExplanationQueue, FakeHistory, FakeSignInDiagnostics, FakeJobRepository, FakePoolRepository, FakeProfileRepository, FakePublisher,
                          FakeSecretStore, FakeWebhookEventLog, FakeWorkQueue)
 from tests.fakes_validation import FakeAccountProbe
 
@@ -65,12 +65,14 @@ class InProcessApp:
     pool: FakePoolRepository = field(default_factory=FakePoolRepository)
     webhook_events: FakeWebhookEventLog = field(default_factory=FakeWebhookEventLog)
     certificates: FakeCertificateStore = field(default_factory=FakeCertificateStore)
+    explanation_queue: FakeExplanationQueue = field(default_factory=FakeExplanationQueue)
+    diagnostics: FakeSignInDiagnostics = field(default_factory=FakeSignInDiagnostics)
 
     def __post_init__(self):
         self.services = bootstrap.bootstrap(
             SETTINGS, profiles=self.profiles, secrets=self.secrets, history=self.history, publisher=self.publisher,
             probe=self.probe, jobs=self.jobs, work=self.work, pool=self.pool, webhook_events=self.webhook_events,
-            certificates=self.certificates)
+            certificates=self.certificates, explanation_queue=self.explanation_queue, diagnostics=self.diagnostics)
         self.triggers = _triggers()
 
     def call(self, operation_id: str, *, body: Any = None, raw: bytes | None = None,

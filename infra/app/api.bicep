@@ -192,6 +192,8 @@ var appSettings = {
   VALIDATION_DEADLINE_SECONDS: '25'
   APP_CERTIFICATE_SUBJECT: 'CN=m365-service-account-profiles'
   APP_CERTIFICATE_VALIDITY_MONTHS: '12'
+  EXPLANATION_FIRST_LOOK_SECONDS: '60'
+  EXPLANATION_MAX_WAIT_MINUTES: '30'
   WEBHOOK_PORTALS: '' // the portal registry (portal=tenantId|tenantId;...): none until an operator adds one
 }
 

@@ -10,9 +10,11 @@ from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
 from shared.adapters.storage import QUEUE_STORAGE, ping_queue, unavailable
+from shared.domain.events import OUTCOME_EXPLAINED, VALIDATION_OUTCOME
 from shared.domain.ports import OutcomePublisher, ValidationRecord
 
-EVENT_TYPE = "com.m365profiles.validation.outcome"
+EVENT_TYPE = VALIDATION_OUTCOME
+EXPLAINED_TYPE = OUTCOME_EXPLAINED
 DATA_SCHEMA = "https://m365-profiles.dev/schemas/validation-outcome/v1"
 #: Outcome fields that go on the wire (the stored outcome is already secret-free; this keeps it small).
 _DATA_FIELDS = ("status", "messageId", "message", "cause", "userRole", "checks", "evidence", "limitations")
@@ -29,6 +31,17 @@ def to_cloudevent(record: ValidationRecord) -> CloudEvent:
         "datacontenttype": "application/json", "dataschema": DATA_SCHEMA}, data=data)
 
 
+def explained_cloudevent(record: ValidationRecord) -> CloudEvent:
+    """The follow-up of an outcome: the blocking policy named from the sign-in log."""
+    data = {"tenantId": record.tenant_id, "profileId": record.profile_id, "recordId": record.record_id,
+            "correlationId": record.correlation_id, "messageId": record.message_id,
+            "explanation": record.outcome.get("explanation")}
+    return CloudEvent(attributes={
+        "id": f"{record.record_id}:explained", "source": f"/tenants/{record.tenant_id}/profiles/{record.profile_id}",
+        "type": EXPLAINED_TYPE, "subject": record.profile_id, "datacontenttype": "application/json",
+        "dataschema": DATA_SCHEMA}, data=data)
+
+
 def to_message(record: ValidationRecord) -> str:
     return JSONFormat().write(to_cloudevent(record)).decode()
 
@@ -43,7 +56,13 @@ class QueueOutcomePublisher(OutcomePublisher):
         ping_queue(self._queue)
 
     def publish(self, record: ValidationRecord) -> None:
+        self._send(to_message(record))
+
+    def publish_explained(self, record: ValidationRecord) -> None:
+        self._send(JSONFormat().write(explained_cloudevent(record)).decode())
+
+    def _send(self, message: str) -> None:
         try:
-            self._queue.send_message(to_message(record))
+            self._queue.send_message(message)
         except AzureError as exc:  # the message is an outcome, never a secret: the cause can travel
             raise unavailable(exc, QUEUE_STORAGE) from exc

@@ -10,6 +10,7 @@ from shared.contract.base import ResponseModel, literal_of
 from shared.contract.profiles import LimitationId
 from shared.domain.troubleshooting import load_catalog
 from shared.domain import validation as domain
+from shared.domain.diagnosis import CHANGE_KINDS, EXPLANATION_STATES
 from shared.domain.validation import (CHECK_NAMES, CHECK_STATUSES, GLOBAL_ADMINISTRATOR, OTHER_ROLE, OUTCOME_STATUSES,
                                       SHAREPOINT_ADMINISTRATOR, SIGN_IN_PATHS)
 
@@ -59,6 +60,36 @@ class CertificateStatus(ResponseModel):
         return value.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+class BlockingPolicyOut(ResponseModel):
+    """A Conditional Access policy that failed the sign-in (Graph ``conditionalAccessPolicy``)."""
+
+    id: str
+    display_name: str
+    state: str = Field(description="enabled | enabledForReportingButNotEnforced | disabled (Graph)")
+    microsoft_managed: bool = Field(description="Created and switched on by Microsoft, not by the tenant")
+    failed_controls: list[str] = Field(description="The grant controls that failed: block, mfa, compliantDevice...")
+
+
+class SuggestedChangeOut(ResponseModel):
+    kind: literal_of(CHANGE_KINDS)  # type: ignore[valid-type]
+    text: str
+    policy_id: Optional[str]
+
+
+class ExplanationOut(ResponseModel):
+    """The policy that blocked the sign-in, named from the tenant's sign-in log: ``pending`` until
+    the log entry arrives (event ``outcome.explained``), then ``explained`` or ``unavailable`` with
+    the reason (a permission or licence the product lacks, or an entry that never came)."""
+
+    state: literal_of(EXPLANATION_STATES)  # type: ignore[valid-type]
+    policies: list[BlockingPolicyOut]
+    security_defaults: Optional[bool]
+    suggested_change: Optional[SuggestedChangeOut]
+    reason: Optional[str]
+    missing: list[str] = Field(description="Permissions or licences that would let the product name the policy")
+    sign_in_id: Optional[str]
+
+
 class ValidationOutcome(ResponseModel):
     """``passed``, ``failed`` (the account or its settings need fixing) or ``error`` (throttled or
     unavailable upstream: try again after ``evidence.retryAfterSeconds``)."""
@@ -92,6 +123,9 @@ class ValidationOutcome(ResponseModel):
     certificate_rotated: Optional[bool] = Field(
         default=None, description="App profiles: true when the current certificate signed; false when it is not "
                                   "registered yet and the previous one signed")
+    explanation: Optional[ExplanationOut] = Field(
+        default=None, description="Saved profiles blocked by Conditional Access, MFA or security defaults: the "
+                                  "blocking policy named from the tenant's sign-in log (absent otherwise)")
 
     @field_serializer("tested_at")
     def _utc_millis(self, value: datetime) -> str:
@@ -104,6 +138,8 @@ class ValidationOutcome(ResponseModel):
         if all(getattr(self, name) is None for name in APP_FIELDS):
             for name in APP_FIELDS:
                 data.pop(type(self).model_fields[name].alias if info.by_alias else name, None)
+        if self.explanation is None:
+            data.pop("explanation", None)
         return data
 
 

@@ -72,3 +72,12 @@ class SecretMissing(ProfileError):
 
 class Unauthorized(ProfileError):
     """A signed request failed its signature, timestamp or key check."""
+
+
+class DiagnosisRefused(Exception):
+    """Graph refused to show the sign-in log or the policies: ``reason`` says why for the operator,
+    ``missing`` names the permissions or licence that would let the product read them."""
+
+    def __init__(self, reason: str, missing: tuple[str, ...] = ()):
+        super().__init__(reason)
+        self.reason, self.missing = reason, missing

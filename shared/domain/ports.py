@@ -15,6 +15,8 @@ from typing import Iterable
 from shared.domain.jobs import JobTally, Job, JobItem, WorkMessage
 from shared.domain.pool import PoolMember
 from shared.domain.certificates import CertificateInfo
+from shared.domain.diagnosis import ExplainMessage, PolicyFacts, SignInEntry
+from shared.domain.probes import Grant
 from shared.domain.profile import LastValidation, Password, SecretRef, ServiceAccountProfile
 
 
@@ -180,6 +182,11 @@ class OutcomePublisher(Pingable):
         """Raises DependencyUnavailable when the queue does not take it. Publishing a record twice
         sends two events with the same id (the record id), which consumers drop as a duplicate."""
 
+    @abc.abstractmethod
+    def publish_explained(self, record: ValidationRecord) -> None:
+        """The ``outcome.explained`` event of a record whose outcome now has its explanation (its id
+        is the record id + ``:explained``, so a re-publication is a duplicate to consumers)."""
+
 
 class JobRepository(Pingable):
     """Validation jobs and their per-profile items. Raises DependencyUnavailable when the store
@@ -319,3 +326,32 @@ class CertificateStore(Pingable):
     def delete_certificate(self, name: str) -> None:
         """Soft-delete ``name`` with its key (recoverable within the vault's retention); an unknown
         name is a no-op."""
+
+
+class ExplanationQueue(Pingable):
+    """The follow-ups that name a blocking policy once the sign-in log has the entry."""
+
+    @abc.abstractmethod
+    def send(self, message: ExplainMessage, *, delay_seconds: int) -> None:
+        """Visible after ``delay_seconds``; DependencyUnavailable when the queue does not take it."""
+
+
+class SignInDiagnostics(abc.ABC):
+    """The tenant's sign-in log and Conditional Access policies (Microsoft Graph), read with a
+    diagnosis app profile's token. Raises :class:`~shared.domain.errors.DiagnosisRefused` when Graph
+    refuses (a permission or the Entra ID P1 licence missing) and DependencyUnavailable when it does
+    not answer."""
+
+    @abc.abstractmethod
+    def find_sign_in(self, grant: Grant, *, correlation_id: str | None, user: str | None, app_id: str | None,
+                     since: datetime) -> SignInEntry | None:
+        """The sign-in of that request (by correlation id; else the newest failed one of ``user`` or
+        ``app_id`` since ``since``), or None while the log does not have it yet."""
+
+    @abc.abstractmethod
+    def policies(self, grant: Grant, ids: Iterable[str]) -> dict[str, PolicyFacts]:
+        """The facts of each policy (unknown ids are left out)."""
+
+    @abc.abstractmethod
+    def security_defaults(self, grant: Grant) -> bool:
+        """Whether the tenant's security defaults are on."""

@@ -14,6 +14,7 @@ from typing import Callable, Mapping
 from urllib.parse import urlsplit
 
 from shared.domain.certificates import CertificateInfo
+from shared.domain.diagnosis import Explanation
 from shared.domain.profile import APP_PASSWORD_SHAPE, AdminCenter, AdminCenterMode, Password
 
 #: The spec's note for MFA profiles (step 6), shown next to the blank User Role.
@@ -237,6 +238,8 @@ class ValidationOutcome:
     #: App profiles: True when the current certificate signed; False when it was not registered
     #: and the previous one signed during the rotation overlap; None before any sign-in.
     certificate_rotated: bool | None = None
+    #: A Conditional Access / MFA block named from the tenant's sign-in log (saved profiles only).
+    explanation: Explanation | None = None
 
     @property
     def passed(self) -> bool:

@@ -13,7 +13,7 @@ import logging
 import uuid
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from shared.contract.validation import outcome_json
 from shared.domain.errors import DependencyUnavailable, ProfileError
@@ -23,6 +23,9 @@ from shared.domain.probes import AccountProbe
 from shared.domain.profile import (HistoryEntry, LastValidation, Password, ServiceAccountProfile, certificate_alert)
 from shared.domain.validation import LEGACY, AppValidationForm, ValidationForm, ValidationOutcome
 from shared.domain.validation_test import DEFAULT_DEADLINE_SECONDS, MAX_INLINE_WAIT, deadline, run_validation_test
+
+if TYPE_CHECKING:
+    from shared.services.explanations import ExplanationService
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,8 @@ class ValidationService:
     #: App profiles: Key Vault signs their client assertions; ``consent_url(tenant, client id)``.
     certificates: CertificateStore | None = None
     consent_url: Callable[[str, str], str] = lambda tenant_id, client_id: ""
+    #: Names a blocking policy from the tenant's sign-in log (None: not wired).
+    explanations: "ExplanationService | None" = None
 
     # -- the HTTP use cases ---------------------------------------------------------------------
     def test_form(self, form: ValidationForm, *, correlation_id: str) -> ValidationOutcome:
@@ -67,7 +72,7 @@ class ValidationService:
             DependencyUnavailable (Key Vault or Storage down).
         """
         profile = self.profiles.get(tenant_id, profile_id)
-        outcome = self.run(profile, correlation_id=correlation_id)
+        outcome = self._annotated(profile, self.run(profile, correlation_id=correlation_id))
         record, should_publish = self.store(profile, outcome, correlation_id=correlation_id, reason="manual")
         if should_publish:
             self.publish(record)
@@ -93,6 +98,11 @@ class ValidationService:
                 probe=self.probe, reserved_ip_ranges=self.reserved_ip_ranges, correlation_id=correlation_id,
                 max_inline_wait=max_inline_wait, deadline_seconds=self.deadline_seconds)
 
+    def _annotated(self, profile: ServiceAccountProfile, outcome: ValidationOutcome) -> ValidationOutcome:
+        if self.explanations is None or outcome.explanation is not None:
+            return outcome
+        return self.explanations.annotate(profile, outcome)
+
     def _run_app(self, profile: ServiceAccountProfile, *, correlation_id: str,
                  max_inline_wait: float) -> ValidationOutcome:
         app = profile.app
@@ -114,6 +124,7 @@ class ValidationService:
 
         :return: (record, whether it is to be published under the ``publish`` policy).
         """
+        outcome = self._annotated(profile, outcome)
         rec = ValidationRecord(tenant_id=profile.tenant_id, profile_id=profile.id,
                                record_id=record_id or uuid.uuid4().hex, at=outcome.tested_at,
                                status=outcome.status, message_id=outcome.message_id, outcome=outcome_json(outcome),
@@ -122,6 +133,8 @@ class ValidationService:
         should_publish = (publish is Publish.ALWAYS or changed(profile.last_validation, outcome)
                           or (alert is not None and alert != (profile.app.alert if profile.app else None)))
         self.history.add(rec, publish=should_publish and outbox)
+        if self.explanations is not None:
+            self.explanations.schedule(rec)
         last = LastValidation(outcome.status, outcome.message_id, outcome.tested_at)
         if not self._settle_app_profile(profile, outcome, last, alert):
             self.profiles.record_validation(
