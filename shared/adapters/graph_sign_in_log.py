@@ -10,9 +10,17 @@ diagnosis app profile's token: :class:`GraphSignInDiagnostics`.
   location conditions, and whether Microsoft manages it.
 * ``GET /v1.0/policies/identitySecurityDefaultsEnforcementPolicy`` (Policy.Read.All): ``isEnabled``.
 
-403 answers become :class:`~shared.domain.errors.DiagnosisRefused` naming what is missing (Graph's
-``Authorization_RequestDenied``: the permission; ``Authentication_RequestFromNonPremiumTenantOrB2CTenant``:
-the Entra ID P1 licence); no answer, 429 and 5xx become DependencyUnavailable. One request each, on
+403 answers become :class:`~shared.domain.errors.DiagnosisRefused` naming what is missing: on the log,
+``Authentication_MSGraphPermissionMissing`` ("… required MSGraph permissions AuditLog.Read.All";
+microsoft-graph-docs-contrib#8997, graph-explorer-v4#2731) and
+``Authentication_RequestFromNonPremiumTenantOrB2CTenant`` (no Entra ID P1; msgraph-sdk-dotnet#1006);
+on policies, ``AccessDenied`` "required scopes are missing in the token" (Policy.Read.All;
+AlexFilipin/ConditionalAccess#10). No answer, 429 and 5xx become DependencyUnavailable.
+
+Graph lists client-credentials sign-ins only on ``/beta`` with
+``signInEventTypes/any(t: t eq 'servicePrincipal')`` (msgraph-sdk-powershell#1261); v1.0 lists
+interactive user sign-ins, ROPC included. Graph has no "Microsoft-managed" property: such policies'
+display names start with "Microsoft-managed" (Learn, "Microsoft-managed policies"). One request each, on
 the probes' :class:`~shared.adapters.upstream_http.UpstreamHttp` (timeout, deadline, no redirects).
 """
 from __future__ import annotations
@@ -96,9 +104,10 @@ class GraphSignInDiagnostics(SignInDiagnostics):
             raise DiagnosisRefused(f"The tenant's sign-in log needs a {P1_LICENCE} licence ({code}: {message}).",
                                    (P1_LICENCE,))
         if resp.status_code in (401, 403):
+            named = tuple(p for p in DIAGNOSIS_PERMISSIONS if p.lower() in message.lower())
+            needed = named or (("AuditLog.Read.All",) if "/auditLogs/" in path else ("Policy.Read.All",))
             raise DiagnosisRefused(f"Microsoft Graph refused the diagnosis app ({code or resp.status_code}: {message}); "
-                                   "it needs the application permissions " + " and ".join(DIAGNOSIS_PERMISSIONS) + ".",
-                                   DIAGNOSIS_PERMISSIONS)
+                                   "it needs the application permission " + " and ".join(needed) + ".", needed)
         retry = resp.headers.get("Retry-After")
         raise DependencyUnavailable("Microsoft Graph", retry_after=int(retry) if retry and retry.isdigit() else 30)
 
@@ -141,6 +150,9 @@ def _policy(v: dict[str, Any]) -> PolicyFacts:
         workload_identities=bool(conditions.get("clientApplications")))
 
 
+MICROSOFT_MANAGED_PREFIX = "microsoft-managed"
+
+
 def _microsoft_managed(v: dict[str, Any]) -> bool:
-    """Placeholder until the simulator's shape (and its source) is known: see graph_audit.py."""
-    return bool(v.get("isMicrosoftManaged"))
+    """Graph has no property for it; Microsoft names its policies "Microsoft-managed: …"."""
+    return str(v.get("displayName") or "").strip().lower().startswith(MICROSOFT_MANAGED_PREFIX)

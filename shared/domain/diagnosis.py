@@ -138,7 +138,7 @@ def explain(entry: SignInEntry, policies: dict[str, PolicyFacts], *, security_de
         blocking.append(BlockingPolicy(
             id=applied.id, display_name=facts.display_name if facts else applied.display_name,
             state=facts.state if facts else ENABLED, microsoft_managed=bool(facts and facts.microsoft_managed),
-            failed_controls=applied.enforced_grant_controls or (facts.built_in_controls if facts else ())))
+            failed_controls=_controls(applied.enforced_grant_controls or (facts.built_in_controls if facts else ()))))
     if blocking:
         first = blocking[0]
         change = _change(first, policies.get(first.id), account=account, app_profile=app_profile,
@@ -155,6 +155,18 @@ def explain(entry: SignInEntry, policies: dict[str, PolicyFacts], *, security_de
     return unavailable("The sign-in log entry names no failed Conditional Access policy and security defaults are "
                        "off: the block comes from per-user multi-factor authentication or the account itself.",
                        at=at)
+
+
+#: The sign-in log's ``enforcedGrantControls`` ("Mfa", "Block", "RequireCompliantDevice"...) as the
+#: policy's ``builtInControls`` names ("mfa", "block", "compliantDevice"...).
+_CONTROL_NAMES = {"mfa": "mfa", "block": "block", "requirecompliantdevice": "compliantDevice",
+                  "compliantdevice": "compliantDevice", "requiredomainjoineddevice": "domainJoinedDevice",
+                  "domainjoineddevice": "domainJoinedDevice", "requireapprovedapp": "approvedApplication",
+                  "approvedapplication": "approvedApplication", "passwordchange": "passwordChange"}
+
+
+def _controls(values) -> tuple[str, ...]:
+    return tuple(_CONTROL_NAMES.get(str(v).replace(" ", "").lower(), str(v)) for v in values)
 
 
 def _change(policy: BlockingPolicy, facts: PolicyFacts | None, *, account: str, app_profile: bool,

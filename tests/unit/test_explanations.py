@@ -213,3 +213,12 @@ def test_the_poison_handler_settles_a_pending_explanation(app):
     assert service.process_poison(msg.to_json()).value == "unavailable"
     assert service.process_poison(msg.to_json()).value == "alreadySettled"
     assert service.process("not json").value == "poisoned"
+
+
+def test_the_logs_control_names_are_the_policys():
+    e = entry(AppliedPolicy("p-mm", "Microsoft-managed: x", "failure", ("Mfa",)), code=50076)
+    out = explain(e, {}, security_defaults=None, account=USER, app_profile=False, reserved_ip_ranges=RANGES, at=NOW)
+    assert out.policies[0].failed_controls == ("mfa",)
+    assert explain(entry(AppliedPolicy("b", "B", "failure", ("Block",))), {"b": LOCATION}, security_defaults=None,
+                   account=USER, app_profile=False, reserved_ip_ranges=RANGES,
+                   at=NOW).suggested_change.kind == TRUSTED_LOCATION
