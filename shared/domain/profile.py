@@ -317,11 +317,12 @@ def name_key(name: str) -> str:
 
 
 APP_GUIDANCE = (
-    "Upload the profile's public certificate (GET .../certificate) to the app registration: App registrations > "
-    "the application > Certificates & secrets > Certificates > Upload certificate. Its private key stays in Key "
-    "Vault and cannot be exported.",
-    "Grant the application permissions listed in requiredPermissions and give admin consent (adminConsentUrl), "
-    "then run the Validation Test.",
+    "Download the profile's public certificate (.cer) and upload it to the application in the Microsoft Entra "
+    "admin center: App registrations > the application > Certificates & secrets > Certificates > Upload "
+    "certificate. Its private key stays in Key Vault and cannot be exported.",
+    "Add the application permissions this profile needs (API permissions > Add a permission > Application "
+    "permissions), then have a Global Administrator grant admin consent with the consent link, and run the "
+    "Validation Test.",
 )
 
 
