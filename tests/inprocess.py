@@ -3,6 +3,8 @@ them), on services wired by :func:`shared.bootstrap.bootstrap` over the fakes of
 """
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -91,6 +93,8 @@ class InProcessApp:
         bootstrap._services = self.services
         try:
             resp = self.triggers[operation_id](req)
+            if inspect.isawaitable(resp):  # an async trigger, as the worker's event loop runs it
+                resp = asyncio.run(resp)
         finally:
             bootstrap._services = previous
         headers = {"Content-Type": f"{resp.mimetype}; charset={resp.charset}", **dict(resp.headers)}

@@ -92,16 +92,9 @@ class ExplanationService:
 
     # -- the follow-up ----------------------------------------------------------------------
     def process(self, text: str) -> ExplainResult:
-        try:
-            msg = ExplainMessage.from_json(text)
-        except (ValueError, KeyError, TypeError):
-            log.warning("unreadable explanation message")
-            return ExplainResult.POISONED
-        record = self._record(msg)
-        if record is None:
-            return ExplainResult.GONE
-        if (record.outcome.get("explanation") or {}).get("state") != PENDING:
-            return ExplainResult.SETTLED
+        msg, record, done = self._pending(text)
+        if done is not None:
+            return done
         try:
             profile = self.profiles.get(msg.tenant_id, msg.profile_id)
         except ProfileNotFound:
@@ -109,7 +102,8 @@ class ExplanationService:
         explanation = self._look(profile, record)
         if explanation is None:
             if self.clock() - msg.tested_at < timedelta(seconds=self.max_wait_seconds):
-                delay = next_look(msg.attempt + 1, first_seconds=self.first_look_seconds, cap_seconds=self.max_delay_seconds)
+                delay = next_look(msg.attempt + 1, first_seconds=self.first_look_seconds,
+                                  cap_seconds=self.max_delay_seconds)
                 self.queue.send(replace(msg, attempt=msg.attempt + 1), delay_seconds=delay)
                 return ExplainResult.WAITING
             explanation = unavailable(
@@ -120,18 +114,27 @@ class ExplanationService:
     def process_poison(self, text: str) -> ExplainResult:
         """A follow-up that failed on every delivery (Graph or storage down throughout): the
         outcome says so instead of staying pending."""
-        try:
-            msg = ExplainMessage.from_json(text)
-        except (ValueError, KeyError, TypeError):
-            return ExplainResult.POISONED
-        record = self._record(msg)
-        if record is None:
-            return ExplainResult.GONE
-        if (record.outcome.get("explanation") or {}).get("state") != PENDING:
-            return ExplainResult.SETTLED
+        _, record, done = self._pending(text)
+        if done is not None:
+            return done
         return self._settle(record, unavailable(
             "The sign-in log could not be read: Microsoft Graph or the service's storage did not answer on any try.",
             at=self.clock()))
+
+    def _pending(self, text: str) -> tuple[ExplainMessage | None, ValidationRecord | None, ExplainResult | None]:
+        """The message and its record when the record still waits for its explanation; else the
+        result that ends the message (unreadable, record gone, already settled)."""
+        try:
+            msg = ExplainMessage.from_json(text)
+        except (ValueError, KeyError, TypeError):
+            log.warning("unreadable explanation message")
+            return None, None, ExplainResult.POISONED
+        record = self._record(msg)
+        if record is None:
+            return msg, None, ExplainResult.GONE
+        if (record.outcome.get("explanation") or {}).get("state") != PENDING:
+            return msg, record, ExplainResult.SETTLED
+        return msg, record, None
 
     def _look(self, profile: ServiceAccountProfile, record: ValidationRecord) -> Explanation | None:
         now = self.clock()

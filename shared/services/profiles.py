@@ -11,7 +11,8 @@ import logging
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 from shared.cloud import CloudEndpoints
 from shared.domain.app_validation import admin_consent_url
@@ -182,12 +183,8 @@ class ProfileServices:
                                                               f"certificate {certificate.thumbprint})"),),
             app=AppRegistration(form.client_id, certificate, workload=form.workload,
                                 sharepoint_url=form.sharepoint_url))
-        try:
+        with self._orphan_removed(certificate):
             saved = self.profiles.add(profile)
-        except Exception:
-            self._best_effort(lambda: self._certificates().delete_certificate(certificate.name),
-                              "delete orphan certificate")
-            raise
         log.info("profile created", extra={"correlation_id": correlation_id, "tenant_id": tenant_id,
                                            "profile_id": profile_id, "kind": Kind.APP.value})
         return self.view(saved)
@@ -238,15 +235,21 @@ class ProfileServices:
                                           f"account profile to an app profile (client id {form.client_id}, "
                                           f"certificate {certificate.thumbprint}); the old password is deleted "
                                           f"after the first passed Validation Test"))
-        try:
+        with self._orphan_removed(certificate):
             saved = self.profiles.update(updated, previous_name=current.name, etag=current.etag or "")
+        log.info("profile migrated", extra={"correlation_id": correlation_id, "tenant_id": tenant_id,
+                                            "profile_id": profile_id, "from_kind": current.kind.value})
+        return self.view(saved)
+
+    @contextmanager
+    def _orphan_removed(self, certificate: CertificateInfo) -> Iterator[None]:
+        """A row write that fails leaves a certificate no profile names: soft-delete it (best effort)."""
+        try:
+            yield
         except Exception:
             self._best_effort(lambda: self._certificates().delete_certificate(certificate.name),
                               "delete orphan certificate")
             raise
-        log.info("profile migrated", extra={"correlation_id": correlation_id, "tenant_id": tenant_id,
-                                            "profile_id": profile_id, "from_kind": current.kind.value})
-        return self.view(saved)
 
     def _new_certificate(self, tenant_id: str, profile_id: str, source: CertificateSource) -> CertificateInfo:
         name = profile_certificate_name(tenant_id, profile_id)
