@@ -24,6 +24,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from cli.client import ApiError, ProfilesClient
 
@@ -290,6 +291,34 @@ def profiles_create(ctx: typer.Context,
     raise typer.Exit(USAGE if refused else OK)
 
 
+def _explanation_lines(x: dict[str, Any], *, with_change: bool = True) -> list[str]:
+    """The outcome's explanation (the policy named from the tenant's sign-in log) as plain lines."""
+    state = x.get("state")
+    if state == "pending":
+        return [f"Explanation: pending - {x.get('reason') or 'looking in the tenant sign-in log.'}"]
+    if state == "unavailable":
+        lines = [f"Explanation: unavailable - {x.get('reason') or 'the policy could not be named.'}"]
+        if x.get("missing"):
+            lines.append(f"  Missing: {', '.join(x['missing'])}")
+        return lines
+    lines = ["Explanation (from the tenant's sign-in log):"]
+    for p in x.get("policies") or []:
+        managed = " (Microsoft-managed)" if p.get("microsoftManaged") else ""
+        lines.append(f"  Policy: {p['displayName']}{managed}")
+        lines.append(f"    id {p['id']}, state {p['state']}, failed controls: {', '.join(p.get('failedControls') or []) or '-'}")
+    if x.get("securityDefaults"):
+        lines.append("  Security defaults: on")
+    change = x.get("suggestedChange")
+    if with_change and change:
+        lines.append(f"  Suggested change ({change['kind']}): {change['text']}")
+    return lines
+
+
+def _suggested_change(o: dict[str, Any]) -> Optional[dict[str, Any]]:
+    x = o.get("explanation") or {}
+    return x.get("suggestedChange") if x.get("state") == "explained" else None
+
+
 def _print_outcome(o: dict[str, Any], title: str) -> None:
     status = o["status"]
     style = "green" if status == "passed" else "red"
@@ -303,9 +332,15 @@ def _print_outcome(o: dict[str, Any], title: str) -> None:
         out.print(o["message"], markup=False)
         if o.get("cause"):
             out.print(o["cause"], markup=False)
+        if o.get("explanation"):
+            for line in _explanation_lines(o["explanation"], with_change=False):
+                out.print(line, markup=False)
         if o.get("solutionsIntro"):
             out.print(o["solutionsIntro"], markup=False)
-        for n, s in enumerate(o.get("solutions") or [], start=1):
+        # The suggested change (named from the sign-in log) is the first step; the spec's solutions follow.
+        change = _suggested_change(o)
+        steps = ([f"Suggested change for this account: {change['text']}"] if change else []) + list(o.get("solutions") or [])
+        for n, s in enumerate(steps, start=1):
             out.print(f"  {n}. {s}", markup=False)
         ev = o.get("evidence") or {}
         facts = [f"{k}={ev[k]}" for k in ("aadstsCode", "httpStatus", "step", "correlationId", "retryAfterSeconds")
@@ -330,7 +365,13 @@ def profiles_validate(ctx: typer.Context,
                       profile_ids: Optional[list[str]] = typer.Argument(None, help="One or more profile ids."),
                       all_: bool = typer.Option(False, "--all", help="Every profile of the tenant (a batch job)."),
                       status: Optional[str] = typer.Option(None, help="Profiles whose last validation is this (a batch job)."),
-                      interval: float = typer.Option(1.0, help="Seconds between progress polls of a batch job."),
+                      interval: float = typer.Option(1.0, help="Seconds between progress polls of a batch job, or "
+                                                                "between looks at the history (--wait-explanation)."),
+                      wait_explanation: bool = typer.Option(
+                          False, "--wait-explanation",
+                          help="One profile: when the explanation (the policy named from the tenant's sign-in log) is "
+                               "pending, look at the profile's history until it is settled, at most --timeout seconds."),
+                      timeout: float = typer.Option(120, help="Seconds --wait-explanation waits at most."),
                       as_json: bool = JsonFlag):
     """Run the Validation Test of one profile (its outcome), or of many (a batch job with a progress bar).
     Exit code 1 when a validation did not pass."""
@@ -338,18 +379,48 @@ def profiles_validate(ctx: typer.Context,
     ids = list(profile_ids or [])
     if sum(bool(x) for x in (ids, all_, status)) != 1:
         fail("Give profile ids, --all or --status (exactly one of them).")
+    if wait_explanation and len(ids) != 1:
+        fail("--wait-explanation belongs to the test of one profile id.")
     if len(ids) == 1:
         result = api_call(c.client.validate_profile, c.tenant, ids[0])
+        pending = (result.get("explanation") or {}).get("state") == "pending"
+        if wait_explanation and pending:
+            settled = _wait_explanation(c, ids[0], result["recordId"], interval=interval, timeout=timeout,
+                                        quiet=as_json)
+            if settled is not None:
+                result = {**result, "explanation": settled}
         if as_json:
             emit_json(result)
         else:
             _print_outcome(result, ids[0])
+            if (result.get("explanation") or {}).get("state") == "pending":
+                hint = (f"Still pending after {timeout:g}s" if wait_explanation else "The explanation arrives later")
+                err.print(f"{hint}: see it with 'profiles history {ids[0]}' or 'profiles validate {ids[0]} "
+                          "--wait-explanation'.", markup=False, highlight=False)
         raise typer.Exit(OK if result["status"] == "passed" else FAILED)
     if status and status not in STATUSES:
         fail(f"--status must be one of {', '.join(STATUSES)}.")
     selection = {"profileIds": ids} if ids else ({"all": True} if all_ else {"filter": {"lastStatus": status}})
     job = api_call(c.client.start_job, c.tenant, selection)
     _watch(c, job, interval=interval, as_json=as_json)
+
+
+def _wait_explanation(c: Context, profile_id: str, record_id: str, *, interval: float, timeout: float,
+                      quiet: bool) -> Optional[dict[str, Any]]:
+    """The record's explanation once it is no longer pending (the follow-up found the sign-in log entry
+    or gave up), looked for in the profile's history every ``interval`` seconds; None after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    if not quiet:
+        err.print("Looking in the tenant's sign-in log for the policy...", markup=False, highlight=False)
+    while True:
+        time.sleep(max(0.1, min(interval, deadline - time.monotonic())))
+        history = api_call(c.client.list_validations, c.tenant, profile_id)
+        record = next((r for r in history["items"] if r.get("recordId") == record_id), None)
+        explanation = (record or {}).get("explanation")
+        if explanation and explanation.get("state") != "pending":
+            return explanation
+        if time.monotonic() >= deadline:
+            return None
 
 
 @profiles_app.command("history")
@@ -361,11 +432,12 @@ def profiles_history(ctx: typer.Context, profile_id: str, as_json: bool = JsonFl
         emit_json(history)
         return
     table = Table(title=f"Validation history of {profile_id}")
-    for col in ("When", "Reason", "Result", "Message"):
+    for col in ("When", "Reason", "Result", "Message", "Explanation"):
         table.add_column(col, overflow="fold")
     for r in history["items"]:
         table.add_row(r["at"], r["reason"], r["status"],
-                      f"{r['messageId']}: {r['message']}" if r.get("messageId") else (r.get("userRoleNote") or ""))
+                      f"{r['messageId']}: {r['message']}" if r.get("messageId") else (r.get("userRoleNote") or ""),
+                      Text("\n".join(_explanation_lines(r["explanation"]))) if r.get("explanation") else "")
     out.print(table)
 
 

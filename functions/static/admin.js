@@ -18,11 +18,22 @@ const MIGRATE_FIELD_IDS = {clientId: "migrateClientId", workload: "migrateWorklo
 // Certificate days left at or below which the page warns (the Validation Test's CERTIFICATE_EXPIRING).
 const EXPIRY_WARNING_DAYS = 30;
 const URL_IN_TEXT = /https:\/\/[^\s,;<>"')]+[^\s,;<>"').]/g;
+// Name the policy: a failed test's explanation is "pending" until the tenant's sign-in log has its entry (seconds
+// to minutes); the page looks at the profile's validation history until it is settled, for at most this long.
+const EXPLANATION_WAIT_MS = 120000;
+const EXPLANATION_POLL_MS = [2000, 2000, 3000, 5000];
+// Graph's conditionalAccessPolicy.state and grant control names, as the Microsoft Entra admin center words them.
+const POLICY_STATES = {enabled: "On", enabledForReportingButNotEnforced: "Report-only", disabled: "Off"};
+const CONTROL_LABELS = {block: "Block access", mfa: "Require multifactor authentication",
+  compliantDevice: "Require device to be marked as compliant", domainJoinedDevice: "Require Microsoft Entra hybrid joined device",
+  approvedApplication: "Require approved client app", compliantApplication: "Require app protection policy",
+  passwordChange: "Require password change", authenticationStrength: "Require authentication strength"};
 
 const $ = (id) => document.getElementById(id);
 const state = {
   key: "", texts: {messages: {}, limitations: {}, workloads: {}}, profiles: [], next: null, current: null, migration: null,
   defaultAdminUrl: null, jobTimer: null, loadedTenant: null, listRequest: 0, poolRequest: 0,
+  explanationWatch: null,  // {tenant, profileId, recordId, started}: the pending explanation being looked for
 };
 
 // ---------------------------------------------------------------- key and API
@@ -362,6 +373,7 @@ function clearOutcome() {
     renderPermissions(state.current, null);
     $("consentRow").hidden = !state.current.adminConsentUrl || !!state.migration;
   }
+  state.explanationWatch = null;  // the explanation looked for belongs to the outcome that goes
   $("outcome").replaceChildren();
   $("outcome").className = "";
   $("roleRow").hidden = true;
@@ -389,10 +401,11 @@ function showOutcome(o) {
   } else {
     box.append(el("h3", {class: "status-" + o.status, text: `${o.messageId}: ${o.message}`}));
     if (o.cause) box.append(el("p", {text: o.cause}));
-    if (o.solutions && o.solutions.length) {
-      box.append(el("p", {text: o.solutionsIntro || "Solution:"}));
-      box.append(el("ol", {class: "solutions"}, ...o.solutions.map((s) => el("li", {}, textWithLinks(s)))));
-    }
+    // Next to the spec's message: the policy named from the sign-in log (pending, explained or unavailable).
+    if (o.explanation) box.append(explanationSection(o.explanation, o.recordId));
+    box.append(el("p", {id: "solutionsIntro", text: o.solutionsIntro || "Solution:"}),
+               el("ol", {class: "solutions", id: "solutions"}, ...(o.solutions || []).map((s) => el("li", {}, textWithLinks(s)))));
+    showSuggestedStep(o.explanation);
     const consentUrl = state.current && state.current.adminConsentUrl;
     if (consentUrl && (o.messageId === "APP_CONSENT_MISSING" || o.messageId === "APP_PERMISSION_MISSING")) {
       box.append(el("p", {}, el("a", {id: "outcomeConsent", href: consentUrl, target: "_blank",
@@ -424,6 +437,154 @@ function showOutcome(o) {
     renderPermissions(state.current, o);
   }
   box.append(el("p", {class: "hint", text: (o.checks || []).map((c) => `${c.name}: ${c.status}`).join(" · ")}));
+}
+
+// ---------------------------------------------------------------- explanation (name the policy)
+
+function explanationHeadline(x, stillPending, {compact = false} = {}) {
+  if (x.state === "pending") {
+    return stillPending ? `Still pending after ${EXPLANATION_WAIT_MS / 60000} minutes: the tenant's sign-in log has no entry for this test yet.`
+      : "Looking in the tenant's sign-in log…";
+  }
+  if (x.state === "unavailable") return "The policy could not be named.";
+  const n = (x.policies || []).length;
+  if (compact) return n || x.securityDefaults ? "named from the tenant's sign-in log." : "from the tenant's sign-in log.";
+  if (n === 1) return "Named from the tenant's sign-in log: this Conditional Access policy blocked the sign-in.";
+  if (n > 1) return `Named from the tenant's sign-in log: these ${n} Conditional Access policies blocked the sign-in.`;
+  if (x.securityDefaults) return "Named from the tenant's sign-in log: security defaults blocked the sign-in.";
+  return "From the tenant's sign-in log.";
+}
+
+function policyItem(p) {
+  const controls = (p.failedControls || []).map((c) => CONTROL_LABELS[c] ? `${CONTROL_LABELS[c]} (${c})` : c);
+  const policyState = POLICY_STATES[p.state] ? `${POLICY_STATES[p.state]} (${p.state})` : p.state;
+  return el("li", {class: "policy", "data-policy-id": p.id},
+    el("p", {class: "policy-name"}, el("strong", {text: p.displayName}),
+      p.microsoftManaged ? el("span", {class: "badge managed", title: "Created and switched on by Microsoft, not by " +
+        "the tenant's administrators: it cannot be deleted, but users can be excluded from it.", text: "Microsoft-managed"}) : null),
+    el("dl", {class: "evidence"},
+      el("dt", {text: "Policy ID"}), el("dd", {class: "policy-id", text: p.id}),
+      el("dt", {text: "State"}), el("dd", {class: "policy-state", text: policyState}),
+      el("dt", {text: "Failed controls"}), el("dd", {class: "failed-controls", text: controls.join("; ") || "Not recorded"})));
+}
+
+function policyLine(p) {
+  // The history's one-line form of a policy.
+  const controls = (p.failedControls || []).map((c) => CONTROL_LABELS[c] || c).join(", ") || "not recorded";
+  return el("li", {class: "policy", "data-policy-id": p.id},
+    el("strong", {text: p.displayName}), " ",
+    p.microsoftManaged ? el("span", {class: "badge managed", text: "Microsoft-managed"}) : null,
+    el("span", {class: "sub", text: `State ${POLICY_STATES[p.state] || p.state} · failed: ${controls} · ID `},
+      el("span", {class: "mono policy-id", text: p.id})));
+}
+
+function explanationDetails(x, {stillPending = false, withChange = false, lookAgain = null} = {}) {
+  // The facts under the headline: the named policies (and, in the history, the suggested change), or what is
+  // missing to name them, or why the page is still waiting.
+  const out = [];
+  if (x.state === "pending") {
+    out.push(el("p", {class: "hint", text: stillPending
+      ? "The service keeps looking for the entry; the validation history shows the policy when it is named."
+      : x.reason || "The sign-in log records sign-ins minutes late; the policy is named when its entry arrives."}));
+    if (stillPending && lookAgain) {
+      out.push(el("div", {class: "row"}, el("button", {type: "button", class: "secondary", id: "explanationRetry",
+        text: "Look again", onclick: lookAgain})));
+    }
+  } else if (x.state === "explained") {
+    if ((x.policies || []).length) out.push(el("ul", {class: "policies"}, ...x.policies.map(withChange ? policyLine : policyItem)));
+    if (x.securityDefaults) {
+      out.push(el("p", {class: "security-defaults", text: "Security defaults are on in this tenant: they require " +
+        "multifactor authentication of every user and cannot exclude one."}));
+    }
+    if (withChange && x.suggestedChange) {
+      out.push(el("p", {class: "suggested"}, el("span", {class: "badge suggested", text: "Suggested change"}), " ",
+        textWithLinks(x.suggestedChange.text)));
+    }
+  } else {
+    if (x.reason) out.push(el("p", {class: "explanation-reason", text: x.reason}));
+    if ((x.missing || []).length) {
+      out.push(el("p", {class: "missing-intro", text: "What is missing:"}),
+        el("ul", {class: "missing"}, ...x.missing.map((m) => el("li", {}, el("span", {class: "mono", text: m})))));
+    }
+  }
+  return out;
+}
+
+function explanationSection(x, recordId) {
+  // The outcome's block: a status line (a live region: pending, then the named policy) and its details.
+  const box = el("section", {class: "explanation", id: "explanation", "aria-labelledby": "explanationTitle",
+                             "data-record-id": recordId || null},
+    el("h4", {id: "explanationTitle", text: "Explanation"}),
+    el("p", {class: "explanation-status", id: "explanationStatus", role: "status"}),
+    el("div", {class: "explanation-details", id: "explanationDetails"}));
+  fillExplanation(box, x);
+  return box;
+}
+
+function fillExplanation(box, x, {stillPending = false} = {}) {
+  box.dataset.state = stillPending ? "stillPending" : x.state;
+  box.querySelector(".explanation-status").textContent = explanationHeadline(x, stillPending);
+  box.querySelector(".explanation-details").replaceChildren(...explanationDetails(x, {stillPending,
+    lookAgain: () => lookAgain(box)}));
+}
+
+function showSuggestedStep(x) {
+  // The suggested change is the first step of the solutions, marked as the one for this account.
+  const list = $("solutions");
+  if (!list) return;
+  const old = $("suggestedChange");
+  if (old) old.remove();
+  if (x && x.state === "explained" && x.suggestedChange) {
+    list.prepend(el("li", {class: "suggested", id: "suggestedChange", "data-kind": x.suggestedChange.kind},
+      el("span", {class: "badge suggested", text: "Suggested change for this account"}), " ",
+      textWithLinks(x.suggestedChange.text)));
+  }
+  const empty = !list.children.length;
+  list.hidden = empty;
+  $("solutionsIntro").hidden = empty;
+}
+
+function historyExplanation(x) {
+  return el("div", {class: "explanation compact", "data-state": x.state},
+    el("p", {class: "explanation-status"}, el("strong", {text: "Explanation: "}), explanationHeadline(x, false, {compact: true})),
+    ...explanationDetails(x, {withChange: true}));
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function watchExplanation(profile, recordId) {
+  // Looks at the profile's validation history until the record's explanation is no longer pending, for at most
+  // EXPLANATION_WAIT_MS; a newer test, another profile or another tenant ends the look.
+  const watch = {tenant: tenant(), profileId: profile.id, recordId, started: Date.now()};
+  state.explanationWatch = watch;
+  for (let look = 0; state.explanationWatch === watch; look++) {
+    await sleep(EXPLANATION_POLL_MS[Math.min(look, EXPLANATION_POLL_MS.length - 1)]);
+    if (state.explanationWatch !== watch) return;
+    const res = await api(`/tenants/${watch.tenant}/profiles/${watch.profileId}/validations`);
+    if (state.explanationWatch !== watch) return;
+    const record = res.status === 200 ? res.body.items.find((r) => r.recordId === recordId) : null;
+    const x = record && record.explanation;
+    if (x && x.state !== "pending") {
+      state.explanationWatch = null;
+      const box = $("explanation");
+      if (box && box.dataset.recordId === recordId) { fillExplanation(box, x); showSuggestedStep(x); }
+      renderHistory(res.body.items);
+      return;
+    }
+    if (Date.now() - watch.started >= EXPLANATION_WAIT_MS) {
+      state.explanationWatch = null;
+      const box = $("explanation");
+      if (box && box.dataset.recordId === recordId) fillExplanation(box, x || {state: "pending"}, {stillPending: true});
+      return;
+    }
+  }
+}
+
+function lookAgain(box) {
+  const cur = state.current;
+  if (!cur || !box.dataset.recordId) return;
+  fillExplanation(box, {state: "pending"});
+  watchExplanation(cur, box.dataset.recordId);
 }
 
 // ---------------------------------------------------------------- app profiles
@@ -462,9 +623,19 @@ function showAppProfile(p) {
     ? "Rotate certificate creates a new certificate version; the current one is still accepted until the new one has " +
       "signed in, so upload the new public certificate to the app registration before the next Validation Test."
     : "Key Vault keeps the certificate; its private key never leaves Key Vault.";
+  showAppGuidance(p);
   if (!saved) { renderPermissions(null); return; }
   showAppProfileFacts(p);
   renderPermissions(p, null);
+}
+
+function showAppGuidance(p) {
+  // The service's guidance for an app profile, as it words it; open until the profile has passed a test (and
+  // not repeated under a migration's next steps, which are the same steps).
+  const steps = (p && p.guidance) || [];
+  $("appGuidanceSteps").replaceChildren(...steps.map((s) => el("li", {}, textWithLinks(s))));
+  $("appGuidance").hidden = !steps.length || !!state.migration;
+  $("appGuidance").open = !(p && p.lastValidation && p.lastValidation.status === "passed");
 }
 
 function showAppProfileFacts(p) {
@@ -572,24 +743,19 @@ function showMigration(result) {
   const req = result.requiredPermissions || {};
   const perms = [["Microsoft Graph", req.graph], ["SharePoint", req.sharepoint]]
     .filter(([, l]) => l && l.length).map(([r, l]) => `${r}: ${l.join(", ")}`).join("; ");
-  const steps = (result.nextSteps || []).map((s, i) => {
-    const li = el("li", {}, textWithLinks(s));
-    if (i === 0) {
-      li.append(el("div", {class: "row"},
-        el("button", {type: "button", class: "secondary", id: "migrationCer", text: "Download public certificate (.cer)",
-                      onclick: () => downloadCertificate(Object.assign({}, p, {certificateUrl: result.certificateUrl}), true)}),
-        el("button", {type: "button", class: "secondary", id: "migrationPem", text: "Download public certificate (.pem)",
-                      onclick: () => downloadCertificate(Object.assign({}, p, {certificateUrl: result.certificateUrl}), false)})));
-    }
-    if (i === 1) {
-      li.append(el("p", {text: "Application permissions to grant: " + perms + "."}),
-        el("p", {}, el("a", {id: "migrationConsent", href: result.adminConsentUrl, target: "_blank", rel: "noopener noreferrer",
-                             text: "Give admin consent in Microsoft Entra ID"})));
-    }
-    return li;
-  });
+  // The next steps as the service words them (one item each), then what they need: the certificate to
+  // upload, the permissions to grant and the consent link.
+  const certificate = Object.assign({}, p, {certificateUrl: result.certificateUrl});
   box.replaceChildren(el("h3", {id: "migrationTitle", text: `${p.name} is now an app profile: next steps`}),
-                      el("ol", {id: "nextSteps"}, ...steps));
+    el("ol", {id: "nextSteps"}, ...(result.nextSteps || []).map((s) => el("li", {}, textWithLinks(s)))),
+    el("div", {class: "row", id: "migrationDownloads"},
+      el("button", {type: "button", class: "secondary", id: "migrationCer", text: "Download public certificate (.cer)",
+                    onclick: () => downloadCertificate(certificate, true)}),
+      el("button", {type: "button", class: "secondary", id: "migrationPem", text: "Download public certificate (.pem)",
+                    onclick: () => downloadCertificate(certificate, false)})),
+    perms ? el("p", {id: "migrationPermissions", text: "Application permissions to grant: " + perms + "."}) : null,
+    el("p", {}, el("a", {id: "migrationConsent", href: result.adminConsentUrl, target: "_blank", rel: "noopener noreferrer",
+                         text: "Give admin consent in Microsoft Entra ID"})));
   box.hidden = false;
   box.focus();
 }
@@ -696,6 +862,7 @@ async function runTest() {
     if (res.status !== 200) { showFieldErrors(res); return; }
     showOutcome(res.body);
     announce(res.body.status === "passed" ? "Validation Test passed." : "Validation Test: " + res.body.message);
+    if (cur && res.body.explanation && res.body.explanation.state === "pending") watchExplanation(cur, res.body.recordId);
     if (cur) { await refreshCurrent(cur); loadProfiles(); loadHistory(state.current); }
   } finally {
     $("test").disabled = isAppForm() && !state.current;
@@ -746,18 +913,25 @@ async function loadHistory(p) {
   changes.replaceChildren(...(p.history || []).slice().reverse().map((h) =>
     el("li", {text: `${when(h.at)}: ${h.event}${h.detail ? " (" + h.detail + ")" : ""}`})));
   const res = await api(`/tenants/${tenant()}/profiles/${p.id}/validations`);
-  tbody.replaceChildren();
+  if (!state.current || state.current.id !== p.id) return;  // another profile was opened meanwhile
   if (res.status !== 200) {
-    tbody.append(el("tr", {}, el("td", {colspan: "4", class: "errors", text: problemText(res)})));
+    tbody.replaceChildren(el("tr", {}, el("td", {colspan: "4", class: "errors", text: problemText(res)})));
     return;
   }
-  for (const r of res.body.items) {
-    tbody.append(el("tr", {},
-      el("td", {text: when(r.at)}), el("td", {text: r.reason}),
-      el("td", {class: "status-" + r.status, text: STATUS_LABELS[r.status] || r.status}),
-      el("td", {text: r.messageId ? `${r.messageId}: ${r.message}` : (r.userRoleNote || r.userRole || "")})));
-  }
-  if (!res.body.items.length) tbody.append(el("tr", {}, el("td", {colspan: "4", class: "hint", text: "Not validated yet."})));
+  renderHistory(res.body.items);
+  // A test run elsewhere (the CLI, a batch job) may still wait for its explanation: look for it too.
+  const waiting = res.body.items.find((r) => r.explanation && r.explanation.state === "pending");
+  if (waiting && !state.explanationWatch) watchExplanation(p, waiting.recordId);
+}
+
+function renderHistory(items) {
+  const tbody = document.querySelector("#history tbody");
+  tbody.replaceChildren(...items.map((r) => el("tr", {"data-record-id": r.recordId},
+    el("td", {text: when(r.at)}), el("td", {text: r.reason}),
+    el("td", {class: "status-" + r.status, text: STATUS_LABELS[r.status] || r.status}),
+    el("td", {}, r.messageId ? `${r.messageId}: ${r.message}` : (r.userRoleNote || r.userRole || ""),
+      r.explanation ? historyExplanation(r.explanation) : null))));
+  if (!items.length) tbody.append(el("tr", {}, el("td", {colspan: "4", class: "hint", text: "Not validated yet."})));
 }
 
 // ---------------------------------------------------------------- batch job

@@ -87,6 +87,9 @@ def test_an_app_profile_from_the_demo_pfx_passes_with_its_granted_permissions(br
     assert base64.b64decode(body["certificate"]["pfx"]) == (sim.state_dir / "demo-app.pfx").read_bytes()
     assert page.input_value("#pfxPassword") == "" and page.input_value("#pfxFile") == ""  # never kept
     assert page.is_checked("#kindApp") and page.is_disabled("#kindMfa") and page.is_disabled("#kindCommon")
+    saved = sent.value.response().json()
+    assert saved["guidance"] and page.locator("#appGuidanceSteps > li").all_inner_texts() == saved["guidance"]
+    assert page.get_attribute("#appGuidance", "open") is not None  # open until the profile has passed a test
     facts = page.locator("#certificateFacts").inner_text()
     thumbprint = re.search(r"Thumbprint\s+([0-9A-F]{40})", facts).group(1)
     assert re.fullmatch(r"Certificate: \d+ days left\.", page.locator("#certificateExpiry").inner_text())
@@ -161,13 +164,15 @@ def test_migrating_an_mfa_profile_shows_next_steps_certificate_and_consent(brows
     assert page.get_attribute("#migrateClientId", "aria-invalid") == "true"
     assert page.evaluate("document.activeElement.id") == "migrateClientId"
     page.fill("#migrateClientId", APP1)
-    page.click("#migrateSubmit")
+    with page.expect_response(re.compile(r".*/migrate$")) as answered:
+        page.click("#migrateSubmit")
     page.locator("#migrationResult").wait_for()
     assert page.locator("#migrateDialog").is_hidden()
     assert page.evaluate("document.activeElement.id") == "migrationResult"
-    steps = page.locator("#nextSteps > li")
-    assert steps.count() == 2 and "Upload the profile's public certificate" in steps.nth(0).inner_text()
-    assert "Sites.FullControl.All" in steps.nth(1).inner_text()
+    # the next steps as the service words them, one item each; what they need follows them
+    assert page.locator("#nextSteps > li").all_inner_texts() == answered.value.json()["nextSteps"]
+    assert "Sites.FullControl.All" in page.locator("#migrationPermissions").inner_text()
+    assert page.locator("#appGuidance").is_hidden()  # the same steps: not repeated
     assert page.get_attribute("#migrationConsent", "href") == \
         f"https://login.microsoftonline.com/{tenant}/adminconsent?client_id={APP1}"
     with page.expect_download() as download:
