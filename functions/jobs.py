@@ -1,4 +1,10 @@
-"""Batch checks (HTTP + queue worker + poison), scheduled revalidation and the outcome outbox relay."""
+"""Batch checks (HTTP + queue worker + poison), scheduled revalidation and the outcome outbox relay.
+
+The ``validation-requests`` worker waits seconds on upstreams per message, so it is ``async def``
+(run on the worker's event loop) and does its work on the bounded
+:data:`shared.executors.QUEUE_VALIDATION` executor, never in the worker's thread pool, which the
+quick triggers need (issue 12, point 4; see :mod:`shared.executors`).
+"""
 import logging
 import uuid
 from datetime import datetime, timezone
@@ -6,7 +12,7 @@ from datetime import datetime, timezone
 import azure.functions as func
 
 from functions._http import body, json_response, operation, path_id, tenant_id
-from shared import names
+from shared import executors, names
 from shared.bootstrap import services
 from shared.contract.jobs import JobRequest, job_out
 
@@ -29,8 +35,9 @@ def get_validation_job(req: func.HttpRequest, cid: str) -> func.HttpResponse:
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=names.VALIDATION_REQUESTS_QUEUE, connection=names.STORAGE_CONNECTION)
-def validation_worker(msg: func.QueueMessage) -> None:
-    result = services().jobs.process(msg.get_body().decode("utf-8"))
+async def validation_worker(msg: func.QueueMessage) -> None:
+    text = msg.get_body().decode("utf-8")
+    result = await executors.run_blocking(executors.QUEUE_VALIDATION, lambda: services().jobs.process(text))
     log.info("work message %s: %s", msg.id, result.value)
 
 

@@ -173,7 +173,8 @@ class Invoker:
     async def _run_here(self, fn: IndexedFunction, invocation_id: str, datum: Datum,
                         metadata: Mapping[str, Datum] | None) -> list[tuple[dict[str, Any], Datum]]:
         kwargs, outs, context = arguments(fn, invocation_id, datum, metadata)
-        if fn.is_async:
+        if fn.is_async:  # on the loop, as the worker does: never in the sync functions' pool
+            context.thread_local_storage.invocation_id = context.invocation_id
             result = await fn.func(**kwargs)
         else:
             call = functools.partial(call_with_thread_local, context, fn.func, kwargs)

@@ -137,6 +137,14 @@ def with_context(req: func.HttpRequest, context: func.Context) -> func.HttpRespo
                   "trace_parent": context.trace_context.trace_parent})
 
 
+@http_bp.route(route="async-context", auth_level=func.AuthLevel.ANONYMOUS)
+async def async_context(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    """An async function: where it runs (thread name) and what its context says."""
+    return _json({"invocation_id": context.invocation_id,
+                  "thread_invocation_id": context.thread_local_storage.invocation_id,
+                  "thread": threading.current_thread().name})
+
+
 @http_bp.route(route="slow/{seconds}", auth_level=func.AuthLevel.ANONYMOUS)
 async def slow_async(req: func.HttpRequest) -> func.HttpResponse:
     await asyncio.sleep(float(req.route_params["seconds"]))

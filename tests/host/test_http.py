@@ -199,6 +199,29 @@ def test_invocations_run_concurrently(start_local_host, names, route):
     assert time.monotonic() - began < 1.5  # 4 × 0.6 s side by side, not 2.4 s one after another
 
 
+def test_async_functions_run_on_the_loop_not_in_the_sync_pool(start_local_host, names):
+    """As the Python worker does (azure_functions_worker/dispatcher.py: an async function is awaited on
+    the worker's loop, a sync one goes to ``run_in_executor(self._sync_call_tp, ...)``): with the one
+    sync thread busy, an async function answers at once and a sync one waits for the thread."""
+    host = start_local_host(sample_app.app, settings=settings_of(names, PYTHON_THREADPOOL_THREAD_COUNT="1"),
+                            host_config=host_json(functions=["slow_sync", "async_context", "text"]))
+    tag = names["tag"]
+    busy = threading.Thread(target=lambda: get(host, f"/api/sync-slow/1.5?tag={tag}"))
+    busy.start()
+    sample_app.EVENTS.wait("sync-slow", tag=tag)  # the only sync thread is taken
+    began = time.monotonic()
+    answer = get(host, "/api/async-context").json()
+    async_took = time.monotonic() - began
+    began = time.monotonic()
+    assert get(host, "/api/text").status_code == 200
+    sync_took = time.monotonic() - began
+    busy.join()
+    assert async_took < 0.5, async_took
+    assert not answer["thread"].startswith("local-host-worker"), answer
+    assert answer["thread_invocation_id"] == answer["invocation_id"]
+    assert sync_took > 0.5, sync_took  # queued behind the busy thread
+
+
 def test_route_prefix_comes_from_host_json(start_local_host, names):
     host = start_local_host(sample_app.app, settings=settings_of(names),
                             host_config=host_json(functions=["text"], route_prefix=""))
