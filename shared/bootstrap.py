@@ -97,6 +97,20 @@ class _Storage:
         return True
 
 
+class _OnFirstUse:
+    """An adapter built when first used (its construction may check settings a process without
+    app profiles does not need)."""
+
+    def __init__(self, build: Callable[[], object]):
+        self._build, self._built, self._lock = build, None, threading.Lock()
+
+    def __getattr__(self, name: str):
+        with self._lock:
+            if self._built is None:
+                self._built = self._build()
+        return getattr(self._built, name)
+
+
 def key_vault_client(settings: Settings, session=None):
     """The ``SecretClient`` of the configured vault (the app's identity, the cloud's session)."""
     from azure.keyvault.secrets import SecretClient
@@ -187,7 +201,8 @@ def bootstrap(settings: Settings, *, profiles: ProfileRepository | None = None, 
 
         webhook_events = TableWebhookEventLog(storage.table(names.WEBHOOK_EVENTS_TABLE))
     if certificates is None:
-        certificates = certificate_store(settings, http_session())
+        # Built on first use: only app profiles need it, and building it checks the app identity.
+        certificates = _OnFirstUse(lambda: certificate_store(settings, http_session()))
     if explanation_queue is None:
         from shared.adapters.queue_explanation_queue import QueueExplanationQueue
 

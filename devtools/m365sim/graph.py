@@ -69,7 +69,7 @@ class GraphService:
         a.add("GET", r"/v1\.0/sites/root/?", self.site_root)
         a.add("GET", r"/v1\.0/users/?", self.users)
         self.app_routes = a
-        self.audit = AuditGraph(state)
+        self.audit = AuditGraph(state, error=graph_error)
 
     def endpoint(self, request: web.Request) -> str:
         return "graph"

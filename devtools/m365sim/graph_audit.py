@@ -219,8 +219,10 @@ def _read_skiptoken(token: str) -> tuple[int, float]:
 class AuditGraph:
     """The Graph routes of this module; :meth:`GraphService.handle` calls them after the token check."""
 
-    def __init__(self, state):
+    def __init__(self, state, *, error):
+        """:param error: Graph's error answer ``(request, status, code, message)`` (graph.py's)."""
         self.state = state
+        self._graph_error = error
         r = Routes()
         v = r"/(?P<version>v1\.0|beta)"
         r.add("GET", v + r"/auditLogs/signIns/?", self.sign_ins)
@@ -243,8 +245,7 @@ class AuditGraph:
         return self.state.directory.tenant(str(claims.get("tid", "")))
 
     def _error(self, request, status, code, message):
-        from .graph import graph_error  # graph.py imports this module
-        return graph_error(request, status, code, message)
+        return self._graph_error(request, status, code, message)
 
     # ------------------------------------------------------------------ sign-in log
 
