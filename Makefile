@@ -20,11 +20,12 @@ install: $(VENV)/.installed node_modules/.installed
 run: install
 	$(PY) -m devtools.run $(ARGS)
 
-## The whole test suite (starts its own Azurite and simulator on free ports)
+## The test suite without the `slow` scenarios (starts its own Azurite and simulator on free ports)
 test: install
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest -m "not slow" $(ARGS)
 
-## Reliability (issue 12): hostile bodies and headers, upstream bounds, deadlines (also in `make test`)
+## Reliability (issue 12): hostile bodies and headers, upstream bounds, deadlines, starvation, faults during
+## jobs; the `slow` ones too (the 500-profile fault run); the rest also runs in `make test`
 test-reliability: install
 	$(PY) -m pytest tests/reliability tests/unit/test_webhooks.py tests/unit/test_triggers.py $(ARGS)
 

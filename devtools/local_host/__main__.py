@@ -17,6 +17,7 @@ from pathlib import Path
 from devtools.local_host.host import DEFAULT_GRACE, LocalHost
 from devtools.local_host.host_config import HostConfig
 from devtools.local_host.indexing import load_app
+from devtools.local_host.queues import DEFAULT_MESSAGE_LEASE
 from devtools.local_host.process import READY_LINE
 from devtools.local_host.settings import apply_to_environ, read_local_settings
 
@@ -47,6 +48,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--host-json", default="host.json", help="host configuration file")
     parser.add_argument("--grace", type=float, default=DEFAULT_GRACE,
                         help="seconds in-flight invocations get to finish on shutdown")
+    parser.add_argument("--message-lease", type=float, default=DEFAULT_MESSAGE_LEASE,
+                        help="seconds a fetched queue message stays hidden while its function runs, renewed at "
+                             "half (the real host: 600); a killed host's messages come back after it")
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
@@ -80,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
     app = load_app(args.app)
     host = LocalHost(app, host_config=config, port=port, script_root=os.getcwd(), grace=args.grace,
-                     app_spec=args.app)
+                     app_spec=args.app, message_lease=args.message_lease)
     host.start()
     print(f"{READY_LINE}{host.url}\n\nFunctions:\n", flush=True)
     for line in host.describe():

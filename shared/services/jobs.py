@@ -47,8 +47,11 @@ log = logging.getLogger(__name__)
 MAX_THROTTLED = 8
 #: Jobs whose tally a process keeps in memory (a tally is only needed while the job runs).
 MAX_TALLIES = 256
-#: How long a worker owns an item it claimed (longer than one validation can take).
-CLAIM_SECONDS = 120
+#: How long a worker owns an item it claimed, past the Validation Test's own deadline (which bounds
+#: the validation): the item's storage writes and the outcome's publication. A worker that dies
+#: holding a claim delays that item by this much (was a fixed 120 s: two minutes per item in flight
+#: after a host crash, whatever the deadline).
+CLAIM_MARGIN_SECONDS = 15
 #: Delay before a copy that found its item claimed by another worker looks again.
 BUSY_DELAY_SECONDS = 10
 _TRANSIENT = ("THROTTLED", "SERVICE_UNAVAILABLE")
@@ -158,7 +161,7 @@ class JobServices:
                             extra={"correlation_id": msg.correlation_id, "job_id": msg.job_id})
                 return WorkResult.UNKNOWN_JOB
             self._known.add(msg.job_id)
-        claim_until = now + timedelta(seconds=CLAIM_SECONDS)
+        claim_until = now + timedelta(seconds=self.runs.deadline_seconds + CLAIM_MARGIN_SECONDS)
         item = JobItem(msg.job_id, msg.profile_id)
         try:  # the first delivery inserts its claim: one call, and only one copy can succeed
             etag = self.jobs.create_item(item, claimed_until=claim_until)
