@@ -111,7 +111,7 @@ def test_wait_explanation_is_bounded_by_timeout(cli, api, sim, tenant):
     add_diagnosis_app(api, sim, tenant)
     profile_id = user_profile(api, tenant, BLOCKED)
     started = time.monotonic()
-    result = cli("profiles", "validate", profile_id, "--wait-explanation", "--timeout", "3", "--interval", "0.5")
+    result = cli("profiles", "validate", profile_id, "--wait-explanation", "--timeout", "3", "--interval", "0.5", timeout=30)
     assert result.returncode == 1, result.stderr
     assert time.monotonic() - started < 30
     assert "Explanation: pending" in result.stdout
