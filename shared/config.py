@@ -80,6 +80,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("EXPLANATION_MAX_WAIT_MINUTES",
             "How long after a test its sign-in log entry is waited for; then the explanation says it never came.",
             "30"),
+    Setting("HTTP_VALIDATION_THREAD_COUNT",
+            "Threads per worker process for the Validation Tests an admin waits for (validateProfile, "
+            "validationTest), apart from the worker's own pool (shared/executors.py).", "16"),
+    Setting("QUEUE_VALIDATION_THREAD_COUNT",
+            "Threads per worker process for queued Validation Tests (host.json batchSize + newBatchThreshold).",
+            "24"),
     Setting("WEBHOOK_PORTALS",
             "Portals allowed to send signed webhooks and the tenants each may act for: "
             "'portal=tenantId|tenantId;other=*' ('*': every tenant). Any other portal is refused "
@@ -99,6 +105,12 @@ def _get(env: Mapping[str, str], name: str) -> str | None:
     if value is None or value == "":
         return _BY_NAME[name].default
     return value
+
+
+def setting(name: str, env: Mapping[str, str] | None = None) -> str | None:
+    """One declared setting's value (its default when unset), for code that runs before or
+    without :class:`Settings` (e.g. the executors sized at the first trigger)."""
+    return _get(os.environ if env is None else env, name)
 
 
 def _int(env: Mapping[str, str], name: str) -> int:

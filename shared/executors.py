@@ -34,11 +34,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, TypeVar
+
+from shared.config import setting
 
 T = TypeVar("T")
 
@@ -65,9 +66,9 @@ class WorkClass:
 # Read from the environment (literal names, as the settings check wants) until the settings are
 # declared in shared/config.py SETTINGS and reach this module through Settings.
 HTTP_VALIDATION = WorkClass("http-validation", "HTTP_VALIDATION_THREAD_COUNT",
-                            lambda: os.environ.get("HTTP_VALIDATION_THREAD_COUNT"), 16)
+                            lambda: setting("HTTP_VALIDATION_THREAD_COUNT"), 16)
 QUEUE_VALIDATION = WorkClass("queue-validation", "QUEUE_VALIDATION_THREAD_COUNT",
-                             lambda: os.environ.get("QUEUE_VALIDATION_THREAD_COUNT"), 24)
+                             lambda: setting("QUEUE_VALIDATION_THREAD_COUNT"), 24)
 
 _executors: dict[str, ThreadPoolExecutor] = {}
 _lock = threading.Lock()

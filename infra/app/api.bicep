@@ -194,6 +194,8 @@ var appSettings = {
   APP_CERTIFICATE_VALIDITY_MONTHS: '12'
   EXPLANATION_FIRST_LOOK_SECONDS: '60'
   EXPLANATION_MAX_WAIT_MINUTES: '30'
+  HTTP_VALIDATION_THREAD_COUNT: '16'
+  QUEUE_VALIDATION_THREAD_COUNT: '24'
   WEBHOOK_PORTALS: '' // the portal registry (portal=tenantId|tenantId;...): none until an operator adds one
 }
 
