@@ -105,8 +105,27 @@ def portal_key(app_settings):
     key_vault_client(Settings.from_env(app_settings)).set_secret(f"webhook-{PORTAL}", PORTAL_KEY)
 
 
+APP_ID = "c0ffee00-0000-4000-8000-000000000001"
+
+
+def app_pfx(password: str) -> str:
+    """A PKCS#12 file (base64) of a fresh self-signed certificate, protected by ``password``."""
+    import base64
+    from datetime import datetime, timedelta, timezone
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    from tests.fakes import make_certificate
+
+    key, cert = make_certificate("CN=canary", datetime.now(timezone.utc) - timedelta(days=1), timedelta(days=90))
+    return base64.b64encode(pkcs12.serialize_key_and_certificates(
+        b"canary", key, cert, None, serialization.BestAvailableEncryption(password.encode()))).decode()
+
+
 def test_no_canary_anywhere(app_host, azurite, sim, tenant, portal_key):
-    canaries = {k: canary(k) for k in ("Common", "Mfa", "Form", "Rotated", "Converted", "Webhook", "FormMfa")}
+    canaries = {k: canary(k) for k in ("Common", "Mfa", "Form", "Rotated", "Converted", "Webhook", "FormMfa",
+                                       "PfxPassword", "RotatedPfxPassword")}
     api = RecordingApi(app_host.url)
     base = f"/api/tenants/{tenant}"
     log_start = len(app_host.output)
@@ -161,16 +180,31 @@ def test_no_canary_anywhere(app_host, azurite, sim, tenant, portal_key):
             "content-type": "application/cloudevents+json", "X-Portal-Id": PORTAL, "X-Signature-Timestamp": ts,
             "X-Signature": signature})
     assert api.get(f"{base}/profiles/{pid}").status_code == 200
+    # app profiles: a PFX imported with a canary password (and its own bytes as canaries), a wrong
+    # password (a failure path), a rotation by PFX, a validation, the migration of a user profile
+    pfx, pfx_rotated = app_pfx(canaries["PfxPassword"]), app_pfx(canaries["RotatedPfxPassword"])
+    values_extra = [pfx[100:160], pfx_rotated[100:160]]
+    app = create("canary app", kind="app", clientId=APP_ID,
+                 certificate={"pfx": pfx, "password": canaries["PfxPassword"]})
+    sim.control.add_app_certificate(APP_ID, pem=api.get(f"{base}/profiles/{app['id']}/certificate").text)
+    assert api.post(f"{base}/profiles/{app['id']}/validate").json()["status"] == "passed"
+    assert api.post(f"{base}/profiles", json={"name": unique("bad pfx"), "kind": "app", "clientId": APP_ID,
+                                              "certificate": {"pfx": pfx, "password": canaries["Rotated"]}}
+                    ).status_code == 422
+    assert api.post(f"{base}/profiles/{app['id']}/certificate",
+                    json={"pfx": pfx_rotated, "password": canaries["RotatedPfxPassword"]}).status_code == 200
+    assert api.post(f"{base}/profiles/{common['id']}/migrate", json={"clientId": APP_ID}).status_code == 200
+    assert api.post(f"{base}/profiles/{common['id']}/validate").status_code == 200
     # invalid input that carries a canary is refused without echoing it
     api.post(f"{base}/profiles", json={"name": "", "password": canaries["Common"], "mfaEnabled": "yes"})
     # delete them all
-    for p in (common["id"], mfa["id"], pid):
+    for p in (common["id"], mfa["id"], pid, app["id"]):
         r = api.delete(f"{base}/profiles/{p}", headers={"If-Match": "*"})
         assert r.status_code == 204, r.text
     api.get(f"{base}/profiles")
     time.sleep(1.0)  # the host's last log lines
 
-    values = list(canaries.values())
+    values = list(canaries.values()) + values_extra
     scan = scan_storage(azurite.connection_string, values, consumed=consumed_queues(app_host.url))
     logs = app_host.output[log_start:].splitlines()
     for line in logs:
