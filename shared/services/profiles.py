@@ -151,7 +151,8 @@ class ProfileServices:
         log.info("profile deleted", extra={"correlation_id": correlation_id, "tenant_id": tenant_id,
                                            "profile_id": profile_id})
 
-    def upsert_profile(self, tenant_id: str, profile_id: str, *, create: Callable[[], ProfileInput],
+    def upsert_profile(self, tenant_id: str, profile_id: str, *,
+                       create: Callable[[], ProfileInput | AppProfileInput],
                        changes: Callable[[], dict[str, Any]], correlation_id: str) -> tuple[ProfileView, bool]:
         """Create or merge-patch (last writer wins: used by signed portal events). ``create`` and
         ``changes`` parse the event's profile as a create or as a patch, whichever applies.
@@ -160,8 +161,9 @@ class ProfileServices:
         try:
             self.profiles.get(tenant_id, profile_id)
         except ProfileNotFound:
-            return self.create_profile(tenant_id, create(), correlation_id=correlation_id,
-                                       profile_id=profile_id), True
+            form = create()
+            make = self.create_app_profile if isinstance(form, AppProfileInput) else self.create_profile
+            return make(tenant_id, form, correlation_id=correlation_id, profile_id=profile_id), True
         return self.patch_profile(tenant_id, profile_id, changes(), if_match="*",
                                   correlation_id=correlation_id), False
 

@@ -195,7 +195,7 @@ def profile_handlers(profiles, jobs=None) -> dict[str, Callable[[dict[str, Any],
     ``validation.requested`` event starts a batch job like ``POST .../validation-jobs``)."""
     from shared.contract.base import parse_value
     from shared.contract.jobs import JobRequest
-    from shared.contract.profiles import ProfileCreate, ProfilePatch
+    from shared.contract.profiles import AppProfileCreate, ProfileCreate, ProfilePatch
     from shared.domain.errors import ProfileNotFound
     from shared.domain.jobs import Reason
     from shared.domain.profile import profile_input
@@ -209,10 +209,18 @@ def profile_handlers(profiles, jobs=None) -> dict[str, Callable[[dict[str, Any],
     def upserted(data: dict[str, Any], cid: str) -> dict[str, Any]:
         tenant, pid = data["tenantId"].lower(), profile_id_of(data)
         body = data.get("profile")
-        view, created = profiles.upsert_profile(
-            tenant, pid, correlation_id=cid,
-            create=lambda: profile_input(parse_value(ProfileCreate, body, prefix="data.profile").dump_form()),
-            changes=lambda: parse_value(ProfilePatch, body, prefix="data.profile").changes())
+        app = isinstance(body, dict) and body.get("kind") == "app"
+
+        def create():
+            if app:  # an app profile: Key Vault generates its certificate (or imports the PFX)
+                return parse_value(AppProfileCreate, body, prefix="data.profile").to_input()
+            return profile_input(parse_value(ProfileCreate, body, prefix="data.profile").dump_form())
+
+        def changes():
+            patch = {k: v for k, v in body.items() if k != "kind"} if app else body
+            return parse_value(ProfilePatch, patch, prefix="data.profile").changes()
+
+        view, created = profiles.upsert_profile(tenant, pid, correlation_id=cid, create=create, changes=changes)
         return {"profileId": view.profile.id, "created": created, "etag": view.profile.etag}
 
     def deleted(data: dict[str, Any], cid: str) -> dict[str, Any]:

@@ -262,3 +262,32 @@ def test_a_rotation_resets_the_alert(app):
     app.call("rotateProfileCertificate", tenantId=T, profileId=profile["id"])
     assert stored(app, profile["id"]).app.alert is None
     assert replace(stored(app, profile["id"]).app, alert=None) == stored(app, profile["id"]).app
+
+
+def test_a_portal_upserts_an_app_profile_by_signed_webhook(app):
+    import time
+    import uuid
+
+    from shared.domain.profile import Password
+    from shared.services.webhooks import sign
+
+    app.secrets.set_secret("webhook-p1", Password("portal-key"))
+    pid = str(uuid.uuid4())
+
+    def send(profile, eid):
+        raw = json.dumps({"specversion": "1.0", "id": eid, "source": "/portals/p1",
+                          "type": "com.m365profiles.profile.upserted", "datacontenttype": "application/json",
+                          "data": {"tenantId": T, "profileId": pid, "profile": profile}}).encode()
+        ts = str(int(time.time()))
+        return app.call("adminPortalWebhook", raw=raw, headers={
+            "content-type": "application/cloudevents+json", "X-Portal-Id": "p1", "X-Signature-Timestamp": ts,
+            "X-Signature": sign("portal-key", ts, raw)})
+
+    assert send({**APP, "name": "From the portal"}, "e1").status == 202
+    created = app.call("getProfile", tenantId=T, profileId=pid).json()
+    assert created["kind"] == "app" and created["certificate"]["thumbprint"]
+    assert send({"kind": "app", "name": "Renamed by the portal"}, "e2").status == 202
+    renamed = app.call("getProfile", tenantId=T, profileId=pid).json()
+    assert renamed["name"] == "Renamed by the portal" and renamed["certificate"] == created["certificate"]
+    refused = send({"kind": "app", "username": "x@contoso.com"}, "e3")
+    assert refused.status == 422 and refused.json()["errors"][0]["field"] == "username"
