@@ -1,21 +1,25 @@
 """HTTP plumbing shared by the triggers: registration from the route table, correlation ids,
-bodies parsed by the contract's models, RFC 9457 problems (table in :mod:`shared.contract.problems`)."""
+bodies parsed by the contract's models, RFC 9457 problems (table in :mod:`shared.contract.problems`),
+and one SERVER span per request that continues the caller's W3C ``traceparent`` (:mod:`shared.telemetry`)."""
 from __future__ import annotations
 
 import json
 import logging
 import re
 import uuid
-from typing import Any, Callable, TypeVar
+from contextlib import contextmanager, nullcontext
+from typing import Any, Callable, Iterator, TypeVar
 from urllib.parse import urlsplit
 
 import azure.functions as func
+from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
 
 from shared.contract.base import BodyTooLarge, MalformedJson, RequestModel, check_limits, field_errors, parse_body
 from shared.contract.problems import (INTERNAL, INVALID_PATH, MALFORMED_JSON, PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA,
                                       ProblemType, problem_for)
 from shared.contract.routes import BY_ID
+from shared import telemetry
 from shared.domain import errors
 
 log = logging.getLogger("functions.http")
@@ -138,17 +142,38 @@ def _path(req: func.HttpRequest) -> str:
     return urlsplit(req.url).path
 
 
-def http_endpoint(handler: Callable[[func.HttpRequest, str], func.HttpResponse]):
-    """Wrap a trigger: give it a correlation id, turn errors into problems, log the request."""
+#: Longest request path put on a span (an id that is not one may be several KB).
+_MAX_SPAN_PATH = 256
+
+
+@contextmanager
+def request_span(req: func.HttpRequest, operation_id: str | None) -> Iterator[trace.Span]:
+    """The request's SERVER span (continuing its ``traceparent`` header), named ``METHOD /api/route``.
+    Attributes: method, route, path (never the query: the function key may be ``?code=``), operation id."""
+    op = BY_ID.get(operation_id) if operation_id else None
+    route = f"/api/{op.route}" if op else None
+    attributes = {"http.request.method": req.method, "url.path": _path(req)[:_MAX_SPAN_PATH],
+                  **({"http.route": route, "m365.operation_id": operation_id} if op else {})}
+    with telemetry.server_span(f"{req.method} {route or 'HTTP'}", headers=req.headers, attributes=attributes) as span:
+        yield span
+
+
+def http_endpoint(handler: Callable[[func.HttpRequest, str], func.HttpResponse], *, traced: bool = True):
+    """Wrap a trigger: give it a correlation id and its SERVER span (``traced``; else the caller
+    opened the span), turn errors into problems, log the request."""
 
     def wrapper(req: func.HttpRequest) -> func.HttpResponse:
         cid = correlation_id(req)
-        try:
-            response = handler(req, cid)
-        except Exception as exc:  # noqa: BLE001 - mapped to a problem, never a bare 500
-            response = error_response(exc, cid, req)
-        log.info("%s %s -> %s correlation_id=%s", req.method, _path(req), response.status_code, cid,
-                 extra={"correlation_id": cid, "status": response.status_code})
+        op_id = getattr(handler, "operation_id", None)
+        with request_span(req, op_id) if traced else nullcontext(trace.get_current_span()) as span:
+            span.set_attribute("m365.correlation_id", cid)
+            try:
+                response = handler(req, cid)
+            except Exception as exc:  # noqa: BLE001 - mapped to a problem, never a bare 500
+                response = error_response(exc, cid, req)
+            telemetry.set_http_status(span, response.status_code)
+            log.info("%s %s -> %s correlation_id=%s", req.method, _path(req), response.status_code, cid,
+                     extra={"correlation_id": cid, "status": response.status_code})
         return response
 
     # Not functools.wraps: the Functions worker reads the signature, which must stay (req).

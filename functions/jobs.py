@@ -4,6 +4,10 @@ The ``validation-requests`` worker waits seconds on upstreams per message, so it
 (run on the worker's event loop) and does its work on the bounded
 :data:`shared.executors.QUEUE_VALIDATION` executor, never in the worker's thread pool, which the
 quick triggers need (issue 12, point 4; see :mod:`shared.executors`).
+
+Each message is handled in a CONSUMER span that continues the ``traceparent`` the message carries
+(the job's HTTP request, or the fan-out that sent it); the scheduled run is the root span of the
+jobs it creates (:mod:`shared.telemetry`).
 """
 import logging
 import uuid
@@ -12,7 +16,7 @@ from datetime import datetime, timezone
 import azure.functions as func
 
 from functions._http import body, json_response, operation, path_id, tenant_id
-from shared import executors, names
+from shared import executors, names, telemetry
 from shared.bootstrap import services
 from shared.contract.jobs import JobRequest, job_out
 
@@ -37,18 +41,26 @@ def get_validation_job(req: func.HttpRequest, cid: str) -> func.HttpResponse:
 @bp.queue_trigger(arg_name="msg", queue_name=names.VALIDATION_REQUESTS_QUEUE, connection=names.STORAGE_CONNECTION)
 async def validation_worker(msg: func.QueueMessage) -> None:
     text = msg.get_body().decode("utf-8")
-    result = await executors.run_blocking(executors.QUEUE_VALIDATION, lambda: services().jobs.process(text))
+    result = await executors.run_blocking(
+        executors.QUEUE_VALIDATION, telemetry.consume, names.VALIDATION_REQUESTS_QUEUE, text,
+        lambda: services().jobs.process(text), message_id=msg.id, dequeue_count=msg.dequeue_count)
     log.info("work message %s: %s", msg.id, result.value)
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=names.VALIDATION_REQUESTS_QUEUE + "-poison",
                   connection=names.STORAGE_CONNECTION)
 def validation_poison(msg: func.QueueMessage) -> None:
-    result = services().jobs.process_poison(msg.get_body().decode("utf-8"))
+    text = msg.get_body().decode("utf-8")
+    result = telemetry.consume(names.VALIDATION_REQUESTS_QUEUE + "-poison", text,
+                               lambda: services().jobs.process_poison(text), message_id=msg.id,
+                               dequeue_count=msg.dequeue_count)
     log.warning("poison work message %s: %s", msg.id, result.value)
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%REVALIDATION_SCHEDULE%", run_on_startup=False)
 def scheduled_revalidation(timer: func.TimerRequest) -> None:
-    jobs = services().jobs.schedule_revalidation(correlation_id=str(uuid.uuid4()))
+    cid = str(uuid.uuid4())
+    with telemetry.internal_span("scheduled revalidation", **{"m365.correlation_id": cid}) as span:
+        jobs = services().jobs.schedule_revalidation(correlation_id=cid)
+        span.set_attribute("m365.jobs", len(jobs))
     log.info("scheduled revalidation: %d jobs, %d profiles", len(jobs), sum(j.total for j in jobs))

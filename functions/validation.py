@@ -10,7 +10,7 @@ from typing import Callable
 
 import azure.functions as func
 
-from functions._http import body, http_endpoint, json_response, operation, path_id, tenant_id
+from functions._http import body, http_endpoint, json_response, operation, path_id, request_span, tenant_id
 from shared import executors
 from shared.bootstrap import services
 from shared.contract.profiles import ValidationTestRequest
@@ -23,16 +23,18 @@ bp = func.Blueprint()
 def blocking_operation(blueprint: func.Blueprint, operation_id: str, work: executors.WorkClass):
     """Like :func:`functions._http.operation`, for a handler that blocks on upstreams: the trigger
     is ``async def`` and runs the wrapped handler (correlation id, problems, log line) on ``work``'s
-    executor."""
+    executor. The request's SERVER span opens here, before the executor is awaited, so its
+    duration includes the wait for a thread (the context, with the span, goes to that thread)."""
     op = BY_ID[operation_id]
     level = func.AuthLevel.ANONYMOUS if op.anonymous else func.AuthLevel.FUNCTION
 
     def register(handler: Callable[[func.HttpRequest, str], func.HttpResponse]):
         handler.operation_id = operation_id  # type: ignore[attr-defined]
-        endpoint = http_endpoint(handler)
+        endpoint = http_endpoint(handler, traced=False)
 
         async def trigger(req: func.HttpRequest) -> func.HttpResponse:
-            return await executors.run_blocking(work, endpoint, req)
+            with request_span(req, operation_id):
+                return await executors.run_blocking(work, endpoint, req)
 
         # Not functools.wraps: the worker reads the signature, which must stay (req).
         trigger.__name__, trigger.__qualname__, trigger.__doc__ = (handler.__name__, handler.__qualname__,

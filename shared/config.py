@@ -90,6 +90,12 @@ SETTINGS: tuple[Setting, ...] = (
             "Portals allowed to send signed webhooks and the tenants each may act for: "
             "'portal=tenantId|tenantId;other=*' ('*': every tenant). Any other portal is refused "
             "without a Key Vault read; empty: none."),
+    Setting("APPLICATIONINSIGHTS_CONNECTION_STRING",
+            "Application Insights to export traces to (Azure Monitor exporter, Entra authentication with "
+            "the app's managed identity; shared/telemetry.py). Also read by the Functions host. Empty: no "
+            "Azure Monitor export."),
+    Setting("OTEL_TRACES_EXPORTER",
+            "Other trace export: 'console' (spans printed to stdout) or 'none'.", "none"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -164,6 +170,13 @@ def _reserved_ranges(env: Mapping[str, str], cloud: str) -> tuple[str, ...]:
     return ranges
 
 
+def _traces_exporter(env: Mapping[str, str]) -> str:
+    value = (_get(env, "OTEL_TRACES_EXPORTER") or "none").strip().lower()
+    if value not in ("none", "console"):
+        raise ConfigurationError(f"OTEL_TRACES_EXPORTER must be 'console' or 'none', got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     storage_connection_string: str | None
@@ -193,6 +206,9 @@ class Settings:
     explanation_max_wait_minutes: int = 30
     #: portal id → the tenants it may act for (None: every tenant).
     webhook_portals: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
+    #: Traces to Azure Monitor when set; ``traces_exporter``: "console" or "none" (shared/telemetry.py).
+    applicationinsights_connection_string: str | None = field(repr=False, default=None)
+    traces_exporter: str = "none"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -232,4 +248,6 @@ class Settings:
             pool_lease_seconds=_int(env, "POOL_LEASE_SECONDS"),
             validation_deadline=float(_int(env, "VALIDATION_DEADLINE_SECONDS")),
             webhook_portals=parse_portals(_get(env, "WEBHOOK_PORTALS") or ""),
+            applicationinsights_connection_string=_get(env, "APPLICATIONINSIGHTS_CONNECTION_STRING"),
+            traces_exporter=_traces_exporter(env),
         )

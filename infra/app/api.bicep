@@ -197,6 +197,9 @@ var appSettings = {
   HTTP_VALIDATION_THREAD_COUNT: '16'
   QUEUE_VALIDATION_THREAD_COUNT: '24'
   WEBHOOK_PORTALS: '' // the portal registry (portal=tenantId|tenantId;...): none until an operator adds one
+  // Traces go to Application Insights (APPLICATIONINSIGHTS_CONNECTION_STRING above, Entra-authenticated
+  // with this identity: Monitoring Metrics Publisher in rbac.bicep); no second, console export.
+  OTEL_TRACES_EXPORTER: 'none'
 }
 
 resource functionAppSettings 'Microsoft.Web/sites/config@2024-04-01' = {

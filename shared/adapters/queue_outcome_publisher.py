@@ -1,6 +1,9 @@
 """Validation outcomes as CloudEvents 1.0 (structured JSON, CloudEvents SDK) on ``troubleshooting-outcomes``.
 
-The event id is the history record's id, so a consumer can drop a re-published duplicate.
+The event id is the history record's id, so a consumer can drop a re-published duplicate. Both
+events carry the CloudEvents distributed-tracing extension (``traceparent``, ``tracestate``) of the
+trace that produced the outcome, from the record (so a later relay publication keeps it); a record
+stored before tracing has none and its events go without the extension.
 """
 from __future__ import annotations
 
@@ -20,6 +23,13 @@ DATA_SCHEMA = "https://m365-profiles.dev/schemas/validation-outcome/v1"
 _DATA_FIELDS = ("status", "messageId", "message", "cause", "userRole", "checks", "evidence", "limitations")
 
 
+def _tracing(record: ValidationRecord) -> dict[str, str]:
+    """The distributed-tracing extension attributes of the record's events (none without a trace)."""
+    if not record.traceparent:
+        return {}
+    return {"traceparent": record.traceparent, **({"tracestate": record.tracestate} if record.tracestate else {})}
+
+
 def to_cloudevent(record: ValidationRecord) -> CloudEvent:
     data = {"tenantId": record.tenant_id, "profileId": record.profile_id, "recordId": record.record_id,
             "reason": record.reason, "jobId": record.job_id, "correlationId": record.correlation_id,
@@ -28,7 +38,7 @@ def to_cloudevent(record: ValidationRecord) -> CloudEvent:
     return CloudEvent(attributes={
         "id": record.record_id, "source": f"/tenants/{record.tenant_id}/profiles/{record.profile_id}",
         "type": EVENT_TYPE, "subject": record.profile_id, "time": record.at,
-        "datacontenttype": "application/json", "dataschema": DATA_SCHEMA}, data=data)
+        "datacontenttype": "application/json", "dataschema": DATA_SCHEMA, **_tracing(record)}, data=data)
 
 
 def explained_cloudevent(record: ValidationRecord) -> CloudEvent:
@@ -39,7 +49,7 @@ def explained_cloudevent(record: ValidationRecord) -> CloudEvent:
     return CloudEvent(attributes={
         "id": f"{record.record_id}:explained", "source": f"/tenants/{record.tenant_id}/profiles/{record.profile_id}",
         "type": EXPLAINED_TYPE, "subject": record.profile_id, "datacontenttype": "application/json",
-        "dataschema": DATA_SCHEMA}, data=data)
+        "dataschema": DATA_SCHEMA, **_tracing(record)}, data=data)
 
 
 def to_message(record: ValidationRecord) -> str:

@@ -22,6 +22,9 @@ Round trips per call:
   (A dedicated outbox partition would make it a cheap single-partition query, but the marker could
   then not share the history row's transaction: that was the old design, which lost outcomes.)
 
+A history row keeps the W3C trace context of the test (``TraceParent``, ``TraceState``; empty or
+absent in rows stored before tracing) for the outcome events.
+
 Rows of the old design (PartitionKey ``outbox``) are still drained by :meth:`unpublished` (one
 single-partition query), so outcomes written before the change are not lost.
 """
@@ -66,7 +69,8 @@ def _to_entity(record: ValidationRecord) -> dict[str, Any]:
             "TenantId": record.tenant_id, "ProfileId": record.profile_id, "RecordId": record.record_id,
             "At": record.at, "Status": record.status, "MessageId": record.message_id or "",
             "Outcome": json.dumps(record.outcome), "Reason": record.reason,
-            "CorrelationId": record.correlation_id, "JobId": record.job_id or ""}
+            "CorrelationId": record.correlation_id, "JobId": record.job_id or "",
+            "TraceParent": record.traceparent or "", "TraceState": record.tracestate or ""}
 
 
 def _marker(entity: dict[str, Any]) -> dict[str, Any]:
@@ -79,7 +83,8 @@ def _from_entity(e: dict[str, Any]) -> ValidationRecord:
     return ValidationRecord(tenant_id=e["TenantId"], profile_id=e["ProfileId"], record_id=e["RecordId"],
                             at=at, status=e["Status"], message_id=e.get("MessageId") or None,
                             outcome=json.loads(e["Outcome"]), reason=e["Reason"],
-                            correlation_id=e.get("CorrelationId", ""), job_id=e.get("JobId") or None)
+                            correlation_id=e.get("CorrelationId", ""), job_id=e.get("JobId") or None,
+                            traceparent=e.get("TraceParent") or None, tracestate=e.get("TraceState") or None)
 
 
 class TableValidationHistory(TableAdapter, ValidationHistory):

@@ -203,7 +203,9 @@ EXPLAIN_MESSAGE_VERSION = 1
 @dataclass(frozen=True)
 class ExplainMessage:
     """The follow-up that looks for a failed test's sign-in log entry (``outcome-explanations``;
-    never a secret). ``attempt`` counts the looks; ``tested_at`` bounds the wait."""
+    never a secret). ``attempt`` counts the looks; ``tested_at`` bounds the wait; ``traceparent``/
+    ``tracestate``: the W3C trace context of the test that asked (optional; absent in version-1
+    messages sent before it existed)."""
 
     tenant_id: str
     profile_id: str
@@ -211,13 +213,20 @@ class ExplainMessage:
     correlation_id: str
     tested_at: datetime
     attempt: int = 0
+    traceparent: str | None = None
+    tracestate: str | None = None
 
     def to_json(self) -> str:
         import json
 
-        return json.dumps({"v": EXPLAIN_MESSAGE_VERSION, "tenantId": self.tenant_id, "profileId": self.profile_id,
-                           "recordId": self.record_id, "correlationId": self.correlation_id,
-                           "testedAt": self.tested_at.isoformat(), "attempt": self.attempt})
+        body = {"v": EXPLAIN_MESSAGE_VERSION, "tenantId": self.tenant_id, "profileId": self.profile_id,
+                "recordId": self.record_id, "correlationId": self.correlation_id,
+                "testedAt": self.tested_at.isoformat(), "attempt": self.attempt}
+        if self.traceparent:
+            body["traceparent"] = self.traceparent
+        if self.tracestate:
+            body["tracestate"] = self.tracestate
+        return json.dumps(body)
 
     @classmethod
     def from_json(cls, text: str) -> "ExplainMessage":
@@ -230,9 +239,11 @@ class ExplainMessage:
         tested_at = datetime.fromisoformat(str(raw["testedAt"]))
         if tested_at.tzinfo is None:
             raise ValueError("testedAt without a time zone")
+        tp, ts = raw.get("traceparent"), raw.get("tracestate")
         return cls(tenant_id=str(raw["tenantId"]), profile_id=str(raw["profileId"]), record_id=str(raw["recordId"]),
                    correlation_id=str(raw.get("correlationId", "")), tested_at=tested_at,
-                   attempt=int(raw.get("attempt", 0)))
+                   attempt=int(raw.get("attempt", 0)), traceparent=tp if isinstance(tp, str) and tp else None,
+                   tracestate=ts if isinstance(ts, str) and ts else None)
 
 
 def next_look(attempt: int, *, first_seconds: int, cap_seconds: int) -> int:

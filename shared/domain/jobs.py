@@ -84,9 +84,25 @@ class JobItem:
     finished_at: datetime | None = None
 
 
+def _trace(raw: dict) -> dict[str, str | None]:
+    """The optional W3C trace context of an envelope (absent in messages sent before it existed)."""
+    tp, ts = raw.get("traceparent"), raw.get("tracestate")
+    return {"traceparent": tp if isinstance(tp, str) and tp else None,
+            "tracestate": ts if isinstance(ts, str) and ts else None}
+
+
+def _with_trace(body: dict, traceparent: str | None, tracestate: str | None) -> dict:
+    return {**body, **({"traceparent": traceparent} if traceparent else {}),
+            **({"tracestate": tracestate} if tracestate else {})}
+
+
 @dataclass(frozen=True)
 class WorkMessage:
-    """The small versioned envelope on ``validation-requests`` (never a secret)."""
+    """The small versioned envelope on ``validation-requests`` (never a secret).
+
+    ``traceparent``/``tracestate``: the W3C trace context of the span that sent it (optional; still
+    version 1: a message without them starts no trace of its own, the worker's span is a new one).
+    """
 
     tenant_id: str
     profile_id: str
@@ -94,11 +110,14 @@ class WorkMessage:
     reason: Reason
     correlation_id: str
     throttled: int = 0
+    traceparent: str | None = None
+    tracestate: str | None = None
 
     def to_json(self) -> str:
-        return json.dumps({"v": WORK_MESSAGE_VERSION, "tenantId": self.tenant_id, "profileId": self.profile_id,
-                           "jobId": self.job_id, "reason": self.reason.value,
-                           "correlationId": self.correlation_id, "throttled": self.throttled})
+        return json.dumps(_with_trace(
+            {"v": WORK_MESSAGE_VERSION, "tenantId": self.tenant_id, "profileId": self.profile_id,
+             "jobId": self.job_id, "reason": self.reason.value, "correlationId": self.correlation_id,
+             "throttled": self.throttled}, self.traceparent, self.tracestate))
 
     @classmethod
     def from_json(cls, text: str) -> "WorkMessage | FanoutMessage":
@@ -110,10 +129,10 @@ class WorkMessage:
             return FanoutMessage(tenant_id=str(raw["tenantId"]), job_id=str(raw["jobId"]),
                                  profile_ids=tuple(str(p) for p in raw["profileIds"]), reason=Reason(raw["reason"]),
                                  correlation_id=str(raw.get("correlationId", "")), offset=int(raw.get("offset", 0)),
-                                 spread_step=float(raw.get("spreadStep", 0)))
+                                 spread_step=float(raw.get("spreadStep", 0)), **_trace(raw))
         return cls(tenant_id=str(raw["tenantId"]), profile_id=str(raw["profileId"]), job_id=raw.get("jobId"),
                    reason=Reason(raw.get("reason", "batch")), correlation_id=str(raw.get("correlationId", "")),
-                   throttled=int(raw.get("throttled", 0)))
+                   throttled=int(raw.get("throttled", 0)), **_trace(raw))
 
 
 @dataclass(frozen=True)
@@ -131,15 +150,23 @@ class FanoutMessage:
     correlation_id: str
     offset: int = 0  #: position of the first id in the job (for spreading)
     spread_step: float = 0.0  #: seconds of visibility delay per position
+    traceparent: str | None = None  #: W3C trace context of the span that created the job (optional)
+    tracestate: str | None = None
 
     def to_json(self) -> str:
-        return json.dumps({"v": WORK_MESSAGE_VERSION, "kind": "fanout", "tenantId": self.tenant_id,
-                           "jobId": self.job_id, "profileIds": list(self.profile_ids), "reason": self.reason.value,
-                           "correlationId": self.correlation_id, "offset": self.offset,
-                           "spreadStep": self.spread_step})
+        return json.dumps(_with_trace(
+            {"v": WORK_MESSAGE_VERSION, "kind": "fanout", "tenantId": self.tenant_id, "jobId": self.job_id,
+             "profileIds": list(self.profile_ids), "reason": self.reason.value,
+             "correlationId": self.correlation_id, "offset": self.offset, "spreadStep": self.spread_step},
+            self.traceparent, self.tracestate))
 
-    def expand(self) -> list[tuple[WorkMessage, int]]:
-        return [(WorkMessage(self.tenant_id, pid, self.job_id, self.reason, self.correlation_id),
+    def expand(self, *, traceparent: str | None = None,
+               tracestate: str | None = None) -> list[tuple[WorkMessage, int]]:
+        """One work message per profile with its visibility delay; they carry ``traceparent`` (the
+        span that expands the chunk) or else this chunk's own."""
+        tp, ts = (traceparent, tracestate) if traceparent else (self.traceparent, self.tracestate)
+        return [(WorkMessage(self.tenant_id, pid, self.job_id, self.reason, self.correlation_id, traceparent=tp,
+                             tracestate=ts),
                  int((self.offset + i) * self.spread_step)) for i, pid in enumerate(self.profile_ids)]
 
 

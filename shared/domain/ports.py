@@ -145,6 +145,10 @@ class ValidationRecord:
     reason: str
     correlation_id: str
     job_id: str | None = None
+    #: W3C trace context of the span that stored it (None for records stored before tracing): the
+    #: outcome events carry it, also when the outbox relay publishes them later.
+    traceparent: str | None = None
+    tracestate: str | None = None
 
 
 class ValidationHistory(Pingable):

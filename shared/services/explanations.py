@@ -83,7 +83,7 @@ class ExplanationService:
         if (record.outcome.get("explanation") or {}).get("state") != PENDING:
             return
         message = ExplainMessage(record.tenant_id, record.profile_id, record.record_id, record.correlation_id,
-                                 record.at)
+                                 record.at, traceparent=record.traceparent, tracestate=record.tracestate)
         try:
             self.queue.send(message, delay_seconds=self.first_look_seconds)
         except DependencyUnavailable:

@@ -41,6 +41,7 @@ from shared.domain.jobs import (FANOUT_CHUNK, FanoutMessage, ItemState, Job, Job
                                 Selection, WorkMessage, summarize_tallies)
 from shared.domain.ports import JobRepository, ProfileRepository, WorkQueue
 from shared.services.validation import Publish, ValidationService
+from shared.telemetry import current_traceparent, current_tracestate
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +120,11 @@ class JobServices:
                   created_at=self.clock(), correlation_id=correlation_id)
         self.jobs.add(job)
         step = spread_seconds / len(ids) if ids and spread_seconds else 0.0
+        traceparent, tracestate = current_traceparent(), current_tracestate()  # the job's trace
         sent = self.work.send_many(
             (FanoutMessage(tenant_id, job.id, tuple(ids[i:i + FANOUT_CHUNK]), reason, correlation_id, offset=i,
-                           spread_step=step), 0) for i in range(0, len(ids), FANOUT_CHUNK))
+                           spread_step=step, traceparent=traceparent, tracestate=tracestate), 0)
+            for i in range(0, len(ids), FANOUT_CHUNK))
         log.info("validation job created", extra={"correlation_id": correlation_id, "tenant_id": tenant_id,
                                                   "job_id": job.id, "total": job.total, "sent": sent,
                                                   "reason": reason.value})
@@ -146,7 +149,7 @@ class JobServices:
             return WorkResult.POISONED
         if isinstance(msg, FanoutMessage):
             # A redelivered chunk sends its messages again: harmless, each profile is claimed once.
-            sent = self.work.send_many(msg.expand())
+            sent = self.work.send_many(msg.expand(traceparent=current_traceparent(), tracestate=current_tracestate()))
             log.info("fanned out %d work messages", sent, extra={"correlation_id": msg.correlation_id,
                                                                   "job_id": msg.job_id})
             return WorkResult.FANNED_OUT
@@ -205,7 +208,10 @@ class JobServices:
             return WorkResult.SECRET_MISSING
         if outcome.message_id in _TRANSIENT and msg.throttled < MAX_THROTTLED:
             delay = outcome.retry_after_seconds or min(60, 2 ** (msg.throttled + 1))
-            self.work.send(replace(msg, throttled=msg.throttled + 1), delay_seconds=delay)
+            retry = replace(msg, throttled=msg.throttled + 1)
+            if current_traceparent():  # the retry continues from this attempt's span
+                retry = replace(retry, traceparent=current_traceparent(), tracestate=current_tracestate())
+            self.work.send(retry, delay_seconds=delay)
             if item is not None:  # release the claim so the copy can take it (and count the round)
                 self._save_counted(item, replace(item, throttled=item.throttled + 1), etag)
             log.info("throttled: message put back", extra={"correlation_id": msg.correlation_id,

@@ -23,6 +23,7 @@ from shared.domain.probes import AccountProbe
 from shared.domain.profile import (HistoryEntry, LastValidation, Password, ServiceAccountProfile, certificate_alert)
 from shared.domain.validation import LEGACY, AppValidationForm, ValidationForm, ValidationOutcome
 from shared.domain.validation_test import DEFAULT_DEADLINE_SECONDS, MAX_INLINE_WAIT, deadline, run_validation_test
+from shared.telemetry import current_traceparent, current_tracestate
 
 if TYPE_CHECKING:
     from shared.services.explanations import ExplanationService
@@ -128,7 +129,8 @@ class ValidationService:
         rec = ValidationRecord(tenant_id=profile.tenant_id, profile_id=profile.id,
                                record_id=record_id or uuid.uuid4().hex, at=outcome.tested_at,
                                status=outcome.status, message_id=outcome.message_id, outcome=outcome_json(outcome),
-                               reason=reason, correlation_id=correlation_id, job_id=job_id)
+                               reason=reason, correlation_id=correlation_id, job_id=job_id,
+                               traceparent=current_traceparent(), tracestate=current_tracestate())
         alert = _certificate_alert(profile, outcome)
         should_publish = (publish is Publish.ALWAYS or changed(profile.last_validation, outcome)
                           or (alert is not None and alert != (profile.app.alert if profile.app else None)))
