@@ -74,6 +74,9 @@ def timed_gets(client: requests.Session, url: str, *, count: int | None = None,
     return out
 
 
+# A measurement of ~45 s whose margin on a 2-core machine is small (ratios 1.1-2.8 against 3):
+# run by `make test-reliability`, kept out of `make test` (CI's time budget, and no flaky gate).
+@pytest.mark.slow
 def test_get_profile_p95_under_a_slow_entra_storm(storm_host, sim, tenant, record_property):
     base = storm_host.url + f"/api/tenants/{tenant}/profiles"
     client = session()
