@@ -11,21 +11,19 @@ follow-up signs in as it for Graph). Screenshots: ``.local/screenshots/explanati
 """
 from __future__ import annotations
 
-import base64
 import json
 import re
 import uuid
-from pathlib import Path
 
 import pytest
 
+from tests.apps import DIAGNOSIS_APP, add_app_profile
 from tests.browser.pages import AXE, CHROMIUM, SHOTS, axe_violations, create_profile, outcome_heading, screenshot, serious
 from tests.demo import PASSWORD
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
 
-DIAGNOSIS_APP = "c0ffee00-0000-4000-8000-000000000003"  # "M365 Diagnostics (demo)": AuditLog + Policy.Read.All
 BLOCKED = "blocked@contoso.onmicrosoft.com"
 MMPOLICY = "mmpolicy@contoso.onmicrosoft.com"
 LOCATION_POLICY = "Block sign-in outside trusted locations"
@@ -34,11 +32,7 @@ RESERVED = "203.0.113.0/28"
 
 
 def add_diagnosis_app(api, sim, tenant):
-    pfx = Path(sim.control.generated_certificate("demo-app")["pfxPath"]).read_bytes()
-    r = api.post(f"/api/tenants/{tenant}/profiles", json={
-        "kind": "app", "name": "diagnosis " + uuid.uuid4().hex[:6], "clientId": DIAGNOSIS_APP,
-        "certificate": {"pfx": base64.b64encode(pfx).decode(), "password": "demo"}})
-    assert r.status_code == 201, r.text
+    add_app_profile(api, sim, tenant, DIAGNOSIS_APP, name="diagnosis")
 
 
 def open_and_test(browser_page, tenant, name):

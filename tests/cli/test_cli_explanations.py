@@ -8,15 +8,13 @@ The diagnosis app profile is created through the API in the test's own tenant al
 signs in as it for Graph)."""
 from __future__ import annotations
 
-import base64
 import json
 import time
 import uuid
-from pathlib import Path
 
+from tests.apps import DIAGNOSIS_APP, add_app_profile
 from tests.demo import PASSWORD
 
-DIAGNOSIS_APP = "c0ffee00-0000-4000-8000-000000000003"  # "M365 Diagnostics (demo)": AuditLog + Policy.Read.All
 BLOCKED = "blocked@contoso.onmicrosoft.com"
 CAMFA = "camfa@contoso.onmicrosoft.com"
 LOCATION_POLICY = "Block sign-in outside trusted locations"
@@ -24,11 +22,7 @@ RESERVED = "203.0.113.0/28"
 
 
 def add_diagnosis_app(api, sim, tenant):
-    pfx = Path(sim.control.generated_certificate("demo-app")["pfxPath"]).read_bytes()
-    r = api.post(f"/api/tenants/{tenant}/profiles", json={
-        "kind": "app", "name": "diagnosis " + uuid.uuid4().hex[:6], "clientId": DIAGNOSIS_APP,
-        "certificate": {"pfx": base64.b64encode(pfx).decode(), "password": "demo"}})
-    assert r.status_code == 201, r.text
+    add_app_profile(api, sim, tenant, DIAGNOSIS_APP, name="diagnosis")
 
 
 def user_profile(api, tenant, upn):

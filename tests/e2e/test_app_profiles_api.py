@@ -6,24 +6,21 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from tests.apps import DEMO_PFX_PASSWORD, demo_pfx
 from tests.fakes import make_certificate
 from tests.fixtures.app import unique
 
 APP1 = "c0ffee00-0000-4000-8000-000000000001"  # "M365 Backup (demo)": consented
 APP2 = "c0ffee00-0000-4000-8000-000000000002"  # "M365 Backup (no consent)"
-DEMO_PFX_PASSWORD = "demo"
 PFX_CANARY = "Canary-Pfx-Password-4e1!"
 GRANTED = {"graph": ["Sites.FullControl.All", "User.Read.All"], "sharepoint": ["Sites.FullControl.All"]}
 
 
-def demo_pfx(sim) -> str:
-    return base64.b64encode(Path(sim.control.generated_certificate("demo-app")["pfxPath"]).read_bytes()).decode()
 
 
 def own_pfx(days: int, *, starts: datetime | None = None, password: str = PFX_CANARY) -> str:

@@ -7,32 +7,23 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 
 import pytest
 from azure.storage.queue import QueueClient
 from cloudevents.core.bindings.http import HTTPMessage, from_structured_event
 
+from tests.apps import DIAGNOSIS_APP, add_app_profile
 from tests.demo import LITWARE, PASSWORD
 from tests.fixtures.app import unique
 from tests.waiting import wait_until
 
 CONTOSO_DOMAIN = "contoso.onmicrosoft.com"
-DIAGNOSIS_APP = "c0ffee00-0000-4000-8000-000000000003"  # "M365 Diagnostics (demo)": AuditLog + Policy.Read.All
 NO_P1_APP = "c0ffee00-0000-4000-8000-000000000004"      # the same in litware, which has no Entra ID P1
 BACKUP_APP = "c0ffee00-0000-4000-8000-000000000001"     # no diagnosis permissions
 RESERVED = "203.0.113.0/28"
 
 
-def demo_pfx(sim) -> str:
-    return base64.b64encode(Path(sim.control.generated_certificate("demo-app")["pfxPath"]).read_bytes()).decode()
 
-
-def add_app_profile(api, sim, tenant, client_id):
-    r = api.post(f"/api/tenants/{tenant}/profiles", json={
-        "kind": "app", "name": unique("diagnosis"), "clientId": client_id,
-        "certificate": {"pfx": demo_pfx(sim), "password": "demo"}})
-    assert r.status_code == 201, r.text
 
 
 def user_profile(api, tenant, upn):
