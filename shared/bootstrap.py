@@ -105,10 +105,13 @@ class _OnFirstUse:
         self._build, self._built, self._lock = build, None, threading.Lock()
 
     def __getattr__(self, name: str):
-        with self._lock:
-            if self._built is None:
-                self._built = self._build()
-        return getattr(self._built, name)
+        built = self._built
+        if built is None:
+            with self._lock:
+                if self._built is None:
+                    self._built = self._build()
+                built = self._built
+        return getattr(built, name)
 
 
 def key_vault_client(settings: Settings, session=None):

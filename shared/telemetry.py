@@ -214,15 +214,9 @@ def consumer_span(queue: str, text: str, *, message_id: str | None = None,
         attributes["messaging.message.id"] = message_id
     if dequeue_count is not None:
         attributes["messaging.azure_queue.dequeue_count"] = dequeue_count
-    with tracer().start_as_current_span(f"process {queue}", context=context_of(traceparent, tracestate),
-                                        kind=SpanKind.CONSUMER, attributes=attributes, record_exception=False,
-                                        set_status_on_exception=False) as span:
-        try:
-            yield span
-        except BaseException as exc:
-            # The type only: an exception's text is not vetted for the trace (the log has it).
-            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-            raise
+    with _span(f"process {queue}", context=context_of(traceparent, tracestate), kind=SpanKind.CONSUMER,
+               attributes=attributes) as span:
+        yield span
 
 
 def consume(queue: str, text: str, handle: Callable[[], T], *, message_id: str | None = None,
@@ -238,8 +232,16 @@ def consume(queue: str, text: str, handle: Callable[[], T], *, message_id: str |
 @contextmanager
 def internal_span(name: str, **attributes: Any) -> Iterator[Span]:
     """A span of the app's own (a timer run: the root of the trace of the jobs it creates)."""
-    with tracer().start_as_current_span(name, kind=SpanKind.INTERNAL, attributes=attributes, record_exception=False,
-                                        set_status_on_exception=False) as span:
+    with _span(name, kind=SpanKind.INTERNAL, attributes=attributes) as span:
+        yield span
+
+
+@contextmanager
+def _span(name: str, **options: Any) -> Iterator[Span]:
+    """A current span whose failure is recorded by the exception's type only: an exception's text is
+    not vetted for the trace (the log has it)."""
+    with tracer().start_as_current_span(name, record_exception=False, set_status_on_exception=False,
+                                        **options) as span:
         try:
             yield span
         except BaseException as exc:

@@ -22,6 +22,7 @@ from shared.services.webhooks import sign
 from tests.e2e.test_jobs_and_pool import wait_job
 from tests.fixtures.app import Api, unique
 from tests.fixtures.local_host import LOCAL_KEY
+from tests.waiting import wait_until
 
 CONTOSO_ADMIN = "https://contoso-admin.sharepoint.com"
 PORTAL, PORTAL_KEY = "portal-e2e", "e2e-portal-signing-key"
@@ -201,8 +202,9 @@ def test_no_canary_anywhere(app_host, azurite, sim, tenant, portal_key):
     for p in (common["id"], mfa["id"], pid, app["id"]):
         r = api.delete(f"{base}/profiles/{p}", headers={"If-Match": "*"})
         assert r.status_code == 204, r.text
-    api.get(f"{base}/profiles")
-    time.sleep(1.0)  # the host's last log lines
+    last = f"canary-last-{uuid.uuid4().hex[:8]}"
+    api.get(f"{base}/profiles", headers={"x-correlation-id": last})
+    wait_until(lambda: last in app_host.output, timeout=10, interval=0.1, what="the host's log of the last request")
 
     values = list(canaries.values()) + values_extra
     scan = scan_storage(azurite.connection_string, values, consumed=consumed_queues(app_host.url))
