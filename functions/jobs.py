@@ -43,7 +43,8 @@ async def validation_worker(msg: func.QueueMessage) -> None:
     text = msg.get_body().decode("utf-8")
     result = await executors.run_blocking(
         executors.QUEUE_VALIDATION, telemetry.consume, names.VALIDATION_REQUESTS_QUEUE, text,
-        lambda: services().jobs.process(text), message_id=msg.id, dequeue_count=msg.dequeue_count)
+        lambda: services().jobs.process(text, dequeue_count=msg.dequeue_count), message_id=msg.id,
+        dequeue_count=msg.dequeue_count)
     log.info("work message %s: %s", msg.id, result.value)
 
 

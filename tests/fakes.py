@@ -271,6 +271,7 @@ class FakeJobRepository(_Dependency, JobRepository):
         self.jobs = {}
         self.rows = {}  # (job, profile) -> (item, claimed_until, etag)
         self.tally_rows = {}  # (job, shard) -> JobTally
+        self.writes = []  # items per write_items call (group commits)
         self._n = itertools.count(1)
 
     def add(self, job):
@@ -279,19 +280,30 @@ class FakeJobRepository(_Dependency, JobRepository):
             raise PreconditionFailed()
         self.jobs[(job.tenant_id, job.id)] = job
 
-    def _write(self, item, claimed_until, tally):
-        """The item and (in the same step, as the adapter's transaction) the writer's tally."""
+    def _write(self, item, claimed_until):
         etag = f"e{next(self._n)}"
         self.rows[(item.job_id, item.profile_id)] = (item, claimed_until, etag)
-        if tally is not None:
-            self.tally_rows[(item.job_id, tally.shard)] = tally
         return etag
 
-    def create_item(self, item, *, claimed_until=None, tally=None):
+    def create_item(self, item, *, claimed_until=None):
         self._check()
         if (item.job_id, item.profile_id) in self.rows:
             raise PreconditionFailed()
-        return self._write(item, claimed_until, tally)
+        return self._write(item, claimed_until)
+
+    def write_items(self, job_id, writes, tally):
+        """All or none, as the adapter's transaction: every precondition is checked first."""
+        self._check()
+        if not 0 < len(writes) <= 99 or len({i.profile_id for i, _ in writes}) != len(writes):
+            raise ValueError("1 to 99 distinct items per write")
+        for item, etag in writes:
+            row = self.rows.get((item.job_id, item.profile_id))
+            if (row is not None) if etag is None else (row is None or (etag != "*" and etag != row[2])):
+                raise PreconditionFailed()
+        self.writes.append(len(writes))
+        etags = [self._write(item, None) for item, _ in writes]
+        self.tally_rows[(job_id, tally.shard)] = tally
+        return etags
 
     def tallies(self, job_id):
         self._check()
@@ -321,12 +333,12 @@ class FakeJobRepository(_Dependency, JobRepository):
         except KeyError:
             raise NotFound("Job item", f"{job_id}/{profile_id}") from None
 
-    def save_item(self, item, *, etag, claimed_until=None, tally=None):
+    def save_item(self, item, *, etag, claimed_until=None):
         self._check()
         row = self.rows.get((item.job_id, item.profile_id))
         if row is None or (etag != "*" and etag != row[2]):
             raise PreconditionFailed()
-        return self._write(item, claimed_until, tally)
+        return self._write(item, claimed_until)
 
 
 class FakePoolRepository(_Dependency, PoolRepository):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -17,7 +17,7 @@ from azure.data.tables import TableTransactionError, UpdateMode
 
 from shared.adapters.storage import TABLE_STORAGE, TableAdapter, storage_errors
 from shared.domain.errors import NotFound, PreconditionFailed
-from shared.domain.jobs import ItemState, Job, JobItem, JobTally, Reason
+from shared.domain.jobs import ITEMS_PER_WRITE, ItemState, Job, JobItem, JobTally, Reason
 from shared.domain.ports import JobRepository
 
 
@@ -76,7 +76,8 @@ def _item(e: Any) -> tuple[JobItem, datetime | None, str]:
 
 
 class TableJobRepository(TableAdapter, JobRepository):
-    """:class:`JobRepository` on one table; every call is one round trip (``mark_started``: two)."""
+    """:class:`JobRepository` on one table; every call is one round trip (``mark_started``: two).
+    ``write_items`` is an entity-group transaction: the items partition holds the tally rows too."""
 
     def add(self, job: Job) -> None:
         with storage_errors(TABLE_STORAGE):
@@ -85,30 +86,36 @@ class TableJobRepository(TableAdapter, JobRepository):
             except ResourceExistsError as exc:
                 raise PreconditionFailed() from exc
 
-    def create_item(self, item: JobItem, *, claimed_until: datetime | None = None,
-                    tally: JobTally | None = None) -> str:
-        """Insert an item (first claim, or a final state); PreconditionFailed when it exists.
-        One round trip; with ``tally``, one entity-group transaction (item + tally)."""
-        entity = _item_entity(item, claimed_until)
+    def create_item(self, item: JobItem, *, claimed_until: datetime | None = None) -> str:
+        """Insert an item (a claim); PreconditionFailed when it exists. One round trip."""
         with storage_errors(TABLE_STORAGE):
-            if tally is not None:
-                return self._with_tally(("create", entity), item.job_id, tally)
             try:
-                meta = self._table.create_entity(entity)
+                meta = self._table.create_entity(_item_entity(item, claimed_until))
             except ResourceExistsError as exc:
                 raise PreconditionFailed() from exc
         return meta["etag"]
 
-    def _with_tally(self, operation: tuple, job_id: str, tally: JobTally) -> str:
-        """The item operation and the tally upsert as one transaction; the item's new ETag."""
-        try:
-            results = self._table.submit_transaction(
-                [operation, ("upsert", _tally_entity(job_id, tally), {"mode": UpdateMode.REPLACE})])
-        except TableTransactionError as exc:
-            if exc.status_code in (404, 409, 412):
-                raise PreconditionFailed() from exc
-            raise
-        return results[0]["etag"]
+    def write_items(self, job_id: str, writes: Sequence[tuple[JobItem, str | None]], tally: JobTally) -> list[str]:
+        """Every write and the tally upsert as one entity-group transaction (one round trip; at most
+        :data:`~shared.domain.jobs.ITEMS_PER_WRITE` items); the items' new ETags in order."""
+        if not 0 < len(writes) <= ITEMS_PER_WRITE:
+            raise ValueError(f"1 to {ITEMS_PER_WRITE} items per write, not {len(writes)}")
+        operations: list[tuple] = []
+        for item, etag in writes:
+            if etag is None:
+                operations.append(("create", _item_entity(item)))
+            else:
+                condition = {} if etag == "*" else {"etag": etag, "match_condition": MatchConditions.IfNotModified}
+                operations.append(("update", _item_entity(item), {"mode": UpdateMode.REPLACE, **condition}))
+        operations.append(("upsert", _tally_entity(job_id, tally), {"mode": UpdateMode.REPLACE}))
+        with storage_errors(TABLE_STORAGE):
+            try:
+                results = self._table.submit_transaction(operations)
+            except TableTransactionError as exc:
+                if exc.status_code in (404, 409, 412):
+                    raise PreconditionFailed() from exc
+                raise
+        return [r["etag"] for r in results[:len(writes)]]
 
     def tallies(self, job_id: str) -> list[JobTally]:
         """One query of the items partition's tally rows (they sort after every profile id)."""
@@ -151,15 +158,9 @@ class TableJobRepository(TableAdapter, JobRepository):
             except ResourceNotFoundError as exc:
                 raise NotFound("Job item", f"{job_id}/{profile_id}") from exc
 
-    def save_item(self, item: JobItem, *, etag: str, claimed_until: datetime | None = None,
-                  tally: JobTally | None = None) -> str:
-        """Conditional replace; returns the new ETag or raises PreconditionFailed. One round trip;
-        with ``tally``, one entity-group transaction (item + tally)."""
+    def save_item(self, item: JobItem, *, etag: str, claimed_until: datetime | None = None) -> str:
+        """Conditional replace; returns the new ETag or raises PreconditionFailed. One round trip."""
         with storage_errors(TABLE_STORAGE):
-            if tally is not None:
-                condition = {} if etag == "*" else {"etag": etag, "match_condition": MatchConditions.IfNotModified}
-                return self._with_tally(("update", _item_entity(item, claimed_until),
-                                         {"mode": UpdateMode.REPLACE, **condition}), item.job_id, tally)
             try:
                 meta = self._table.update_entity(_item_entity(item, claimed_until), mode=UpdateMode.REPLACE,
                                                  etag=etag, match_condition=MatchConditions.IfNotModified)

@@ -17,6 +17,8 @@ MAX_PROFILE_IDS = 10_000
 WORK_MESSAGE_VERSION = 1
 #: Profile ids per fan-out message (about 13 KB of base64; a queue message holds 64 KB).
 FANOUT_CHUNK = 250
+#: Items in one atomic write with their tally (an entity-group transaction holds 100 operations).
+ITEMS_PER_WRITE = 99
 
 
 class JobState(str, Enum):
@@ -102,6 +104,10 @@ class WorkMessage:
 
     ``traceparent``/``tracestate``: the W3C trace context of the span that sent it (optional; still
     version 1: a message without them starts no trace of its own, the worker's span is a new one).
+
+    ``claim``: another copy of this message may exist (it was sent again by a worker that found
+    the item busy, or by a fan-out chunk that was itself redelivered), so the worker claims the
+    item before validating, whatever the dequeue count says (see ``JobServices.process``).
     """
 
     tenant_id: str
@@ -112,12 +118,14 @@ class WorkMessage:
     throttled: int = 0
     traceparent: str | None = None
     tracestate: str | None = None
+    claim: bool = False
 
     def to_json(self) -> str:
         return json.dumps(_with_trace(
             {"v": WORK_MESSAGE_VERSION, "tenantId": self.tenant_id, "profileId": self.profile_id,
              "jobId": self.job_id, "reason": self.reason.value, "correlationId": self.correlation_id,
-             "throttled": self.throttled}, self.traceparent, self.tracestate))
+             "throttled": self.throttled, **({"claim": True} if self.claim else {})},
+            self.traceparent, self.tracestate))
 
     @classmethod
     def from_json(cls, text: str) -> "WorkMessage | FanoutMessage":
@@ -132,7 +140,7 @@ class WorkMessage:
                                  spread_step=float(raw.get("spreadStep", 0)), **_trace(raw))
         return cls(tenant_id=str(raw["tenantId"]), profile_id=str(raw["profileId"]), job_id=raw.get("jobId"),
                    reason=Reason(raw.get("reason", "batch")), correlation_id=str(raw.get("correlationId", "")),
-                   throttled=int(raw.get("throttled", 0)), **_trace(raw))
+                   throttled=int(raw.get("throttled", 0)), claim=raw.get("claim") is True, **_trace(raw))
 
 
 @dataclass(frozen=True)
@@ -160,13 +168,14 @@ class FanoutMessage:
              "correlationId": self.correlation_id, "offset": self.offset, "spreadStep": self.spread_step},
             self.traceparent, self.tracestate))
 
-    def expand(self, *, traceparent: str | None = None,
-               tracestate: str | None = None) -> list[tuple[WorkMessage, int]]:
+    def expand(self, *, traceparent: str | None = None, tracestate: str | None = None,
+               claim: bool = False) -> list[tuple[WorkMessage, int]]:
         """One work message per profile with its visibility delay; they carry ``traceparent`` (the
-        span that expands the chunk) or else this chunk's own."""
+        span that expands the chunk) or else this chunk's own. ``claim``: this chunk was delivered
+        before (its messages may have been sent already), so each must claim its item."""
         tp, ts = (traceparent, tracestate) if traceparent else (self.traceparent, self.tracestate)
         return [(WorkMessage(self.tenant_id, pid, self.job_id, self.reason, self.correlation_id, traceparent=tp,
-                             tracestate=ts),
+                             tracestate=ts, claim=claim),
                  int((self.offset + i) * self.spread_step)) for i, pid in enumerate(self.profile_ids)]
 
 
@@ -177,7 +186,7 @@ FAILURE_SAMPLE = 100
 
 @dataclass(frozen=True)
 class JobTally:
-    """One writer's exact count of a job's items (a shard: one per worker process).
+    """One writer's exact count of a job's items (a shard: one per worker process and job).
 
     It is written in the same entity-group transaction as each item state it counts, by the one
     process that owns it, so it never double-counts a redelivered message and never needs a

@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from shared.domain.jobs import JobTally, Job, JobItem, WorkMessage
 from shared.domain.pool import PoolMember
@@ -196,8 +196,9 @@ class JobRepository(Pingable):
     """Validation jobs and their per-profile items. Raises DependencyUnavailable when the store
     does not answer.
 
-    An item is created once (its first claim) and then replaced under its ETag, so two copies of
-    one work message cannot both claim, or both finish, the same profile.
+    An item is created once (its claim, or its final state when a first delivery needs no claim)
+    and then replaced under its ETag, so two copies of one work message cannot both claim, or both
+    finish, the same profile.
     """
 
     @abc.abstractmethod
@@ -213,20 +214,24 @@ class JobRepository(Pingable):
         """Set ``started_at`` once: the first writer wins, later calls (and a missing job) are no-ops."""
 
     @abc.abstractmethod
-    def create_item(self, item: JobItem, *, claimed_until: datetime | None = None,
-                    tally: JobTally | None = None) -> str:
-        """Insert an item (first claim, or a final state); returns its ETag. PreconditionFailed
-        when the item exists. With ``tally``, the writer's tally is stored in the same atomic write."""
+    def create_item(self, item: JobItem, *, claimed_until: datetime | None = None) -> str:
+        """Insert an item (a claim); returns its ETag. PreconditionFailed when the item exists."""
+
+    @abc.abstractmethod
+    def write_items(self, job_id: str, writes: Sequence[tuple[JobItem, str | None]], tally: JobTally) -> list[str]:
+        """Write items of one job and the writer's tally atomically (all or none): each
+        ``(item, etag)`` is an insert when ``etag`` is None, else a replace under ``etag`` (``"*"``:
+        any). Returns the new ETags in order. PreconditionFailed when any insert finds its item, or
+        any ETag is stale or its item missing: then nothing is written.
+        """
 
     @abc.abstractmethod
     def get_item(self, job_id: str, profile_id: str) -> tuple[JobItem, datetime | None, str]:
         """(item, claimed until, ETag); NotFound when the item was never created."""
 
     @abc.abstractmethod
-    def save_item(self, item: JobItem, *, etag: str, claimed_until: datetime | None = None,
-                  tally: JobTally | None = None) -> str:
-        """Replace the item if ``etag`` is current (``"*"``: any); returns the new ETag. With
-        ``tally``, the writer's tally is stored in the same atomic write (both or neither).
+    def save_item(self, item: JobItem, *, etag: str, claimed_until: datetime | None = None) -> str:
+        """Replace the item if ``etag`` is current (``"*"``: any); returns the new ETag.
 
         PreconditionFailed when the ETag is stale or the item does not exist.
         """

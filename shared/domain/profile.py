@@ -87,6 +87,7 @@ class LastValidation:
     status: str
     message_id: str | None
     at: datetime
+    job_id: str | None = None  #: the validation job it was part of (a copy of its message is a duplicate)
 
 
 @dataclass(frozen=True)

@@ -137,7 +137,7 @@ class ValidationService:
         self.history.add(rec, publish=should_publish and outbox)
         if self.explanations is not None:
             self.explanations.schedule(rec)
-        last = LastValidation(outcome.status, outcome.message_id, outcome.tested_at)
+        last = LastValidation(outcome.status, outcome.message_id, outcome.tested_at, job_id=job_id)
         if not self._settle_app_profile(profile, outcome, last, alert):
             self.profiles.record_validation(
                 profile, last, legacy_apps_blocked=_legacy_apps_blocked(outcome),

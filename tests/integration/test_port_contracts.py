@@ -601,24 +601,31 @@ def test_jobs_items_in_profile_order_without_detail(jobs):
     assert repo.items(str(uuid.uuid4())) == []
 
 
-def test_jobs_item_and_tally_are_written_together_or_not_at_all(jobs):
+def test_jobs_items_and_tally_are_written_together_or_not_at_all(jobs):
     from shared.domain.jobs import JobTally
 
     repo, job_id = jobs.port, str(uuid.uuid4())
     claimed = JobItem(job_id, "p1")
     etag = repo.create_item(claimed)
     done = replace(claimed, state=ItemState.FAILED, message_id="MFA_ENABLED", finished_at=NOW)
-    tally = JobTally("shard-a").counting(claimed, done, NOW)
-    with pytest.raises(PreconditionFailed):  # a stale ETag: neither the item nor the tally
-        repo.save_item(done, etag=etag + "stale" if jobs.kind == "fake" else 'W/"datetime\'2000-01-01T00%3A00%3A00Z\'"',
-                       tally=tally)
-    assert repo.tallies(job_id) == [] and repo.get_item(job_id, "p1")[0].state is ItemState.PENDING
-    repo.save_item(done, etag=etag, tally=tally)
+    fresh = [JobItem(job_id, f"p{i}", ItemState.PASSED, finished_at=NOW) for i in (2, 3)]
+    tally = JobTally("shard-a")
+    for before, after in [(claimed, done), (None, fresh[0]), (None, fresh[1])]:
+        tally = tally.counting(before, after, NOW)
+    stale = etag + "stale" if jobs.kind == "fake" else 'W/"datetime\'2000-01-01T00%3A00%3A00Z\'"'
+    with pytest.raises(PreconditionFailed):  # one stale ETag among inserts: no item, no tally
+        repo.write_items(job_id, [(fresh[0], None), (done, stale), (fresh[1], None)], tally)
+    assert repo.tallies(job_id) == [] and [i.profile_id for i in repo.items(job_id)] == ["p1"]
+    assert repo.get_item(job_id, "p1")[0].state is ItemState.PENDING
+    etags = repo.write_items(job_id, [(fresh[0], None), (done, etag), (fresh[1], None)], tally)
+    assert len(set(etags)) == 3 and repo.get_item(job_id, "p1")[2] == etags[1]
     assert repo.tallies(job_id) == [tally] and repo.get_item(job_id, "p1")[0] == done
-    assert [i.profile_id for i in repo.items(job_id)] == ["p1"]  # tallies are not items
+    assert [i.profile_id for i in repo.items(job_id)] == ["p1", "p2", "p3"]  # tallies are not items
     with pytest.raises(PreconditionFailed):  # an insert of an existing item: no tally either
-        repo.create_item(replace(done, profile_id="p1"), tally=replace(tally, done=99))
+        repo.write_items(job_id, [(replace(done, profile_id="p2"), None)], replace(tally, done=99))
     assert repo.tallies(job_id) == [tally]
+    repo.write_items(job_id, [(replace(done, profile_id="p3"), "*")], replace(tally, done=4))  # "*": any ETag
+    assert repo.tallies(job_id)[0].done == 4
 
 
 def test_jobs_ping(jobs):

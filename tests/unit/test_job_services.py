@@ -1,9 +1,12 @@
 """The batch worker over fakes: exact counts under redelivery, throttling, poison, scheduled changes."""
+import threading
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from shared.domain.jobs import Reason, WorkMessage
+from shared.domain.errors import PreconditionFailed
+from shared.domain.jobs import ItemState, JobItem, Reason, WorkMessage
 from shared.domain.profile import LastValidation
 from shared.services.jobs import JobServices
 from shared.services.profiles import ProfileServices
@@ -179,3 +182,160 @@ def test_fanout_chunks_and_a_poisoned_chunk_marks_its_profiles(world):
     assert [len(c.profile_ids) for c in chunks] == [FANOUT_CHUNK, 10] and all(isinstance(c, FanoutMessage) for c in chunks)
     assert jobs.process_poison(chunks[1].to_json()) == "error"
     assert status(jobs, job)["errors"] == 10
+
+
+
+# --- first deliveries without a claim, and the group commit of final states -----------------------
+
+class CountingJobs(FakeJobRepository):
+    """Counts claims (``create_item``); :meth:`hold` keeps the next ``write_items`` in flight until
+    ``gate`` is set."""
+
+    def __init__(self):
+        super().__init__()
+        self.claims, self.gate, self.entered, self._armed = 0, threading.Event(), threading.Event(), False
+
+    def hold(self):
+        self._armed = True
+
+    def create_item(self, item, *, claimed_until=None):
+        self.claims += 1
+        return super().create_item(item, claimed_until=claimed_until)
+
+    def write_items(self, job_id, writes, tally):
+        if self._armed:
+            self._armed = False
+            self.entered.set()
+            assert self.gate.wait(10)
+        return super().write_items(job_id, writes, tally)
+
+
+@pytest.fixture
+def counted(world):
+    jobs, probe, ids = world
+    jobs.jobs = CountingJobs()
+    return jobs, probe, ids
+
+
+def test_a_first_delivery_validates_without_a_claim_and_a_redelivery_counts_nothing(counted):
+    jobs, probe, ids = counted
+    job = jobs.create_job(T, Selection(all=True), correlation_id="c")
+    chunk, _ = jobs.work.sent.pop(0)
+    assert jobs.process(chunk.to_json(), dequeue_count=1) == "fannedOut"
+    messages = [m for m, _ in jobs.work.sent]
+    assert not any(m.claim for m in messages)
+    for m in messages:
+        assert jobs.process(m.to_json(), dequeue_count=1) == "passed"
+    assert jobs.jobs.claims == 0 and jobs.jobs.writes == [1, 1, 1]  # the final state is the insert
+    for m in messages:  # the host delivers each again (its visibility ran out): no second count
+        assert jobs.process(m.to_json(), dequeue_count=2) == "duplicate"
+    summary = status(jobs, job)
+    assert (summary["done"], summary["passed"], summary["state"]) == (3, 3, "completed")
+    assert probe.methods().count("sign_in_modern") == 3
+
+
+def test_copies_that_may_exist_claim_first(counted):
+    jobs, probe, ids = counted
+    jobs.create_job(T, Selection(profile_ids=tuple(ids[:1])), correlation_id="c")
+    chunk, _ = jobs.work.sent.pop(0)
+    assert jobs.process(chunk.to_json(), dequeue_count=2) == "fannedOut"  # a redelivered chunk
+    (msg, _), = jobs.work.sent
+    assert msg.claim and WorkMessage.from_json(msg.to_json()).claim
+    jobs.work.sent.clear()
+    jobs.jobs.create_item(JobItem(msg.job_id, msg.profile_id), claimed_until=Clock.now + timedelta(seconds=60))
+    first = replace(msg, claim=False)
+    assert jobs.process(first.to_json(), dequeue_count=2) == "busy"
+    (again, delay), = jobs.work.sent
+    assert again.claim and delay > 0  # the copy put back claims too, though its dequeue count is 1
+    assert jobs.process(again.to_json(), dequeue_count=1) == "busy"
+    assert jobs.process(first.to_json(), dequeue_count=None) == "busy"  # unknown count: claim first
+    assert probe.methods().count("sign_in_modern") == 0
+
+
+def test_an_unclaimed_copy_that_finds_the_item_claimed_finishes_it_once(counted):
+    jobs, probe, ids = counted
+    job = jobs.create_job(T, Selection(profile_ids=tuple(ids[:1])), correlation_id="c")
+    chunk, _ = jobs.work.sent.pop(0)
+    jobs.process(chunk.to_json(), dequeue_count=1)
+    (msg, _), = jobs.work.sent
+    # a claimed copy is running elsewhere (its claim is the item) while this first delivery ends
+    claim_etag = jobs.jobs.create_item(JobItem(msg.job_id, msg.profile_id),
+                                       claimed_until=Clock.now + timedelta(seconds=60))
+    assert jobs.process(msg.to_json(), dequeue_count=1) == "passed"
+    assert status(jobs, job)["done"] == 1
+    with pytest.raises(PreconditionFailed):  # the other copy's final write: its claim is gone
+        jobs._finish(JobItem(msg.job_id, msg.profile_id), claim_etag, ItemState.FAILED, "X", "")
+    assert jobs.process(msg.to_json(), dequeue_count=2) == "duplicate"
+    # a second first delivery (a duplicate send): the profile says this job's outcome is stored,
+    # so it claims first and finds the item final, without signing in again
+    assert jobs.process(msg.to_json(), dequeue_count=1) == "duplicate"
+    assert (status(jobs, job)["done"], status(jobs, job)["passed"]) == (1, 1)
+    assert probe.methods().count("sign_in_modern") == 1
+
+
+def test_two_unclaimed_copies_in_flight_at_once_count_once(counted):
+    """The race the claim-less first delivery leaves: both copies validate (neither has stored yet),
+    and the second final write finds the item final and counts nothing."""
+    jobs, probe, ids = counted
+    job = jobs.create_job(T, Selection(profile_ids=tuple(ids[:1])), correlation_id="c")
+    chunk, _ = jobs.work.sent.pop(0)
+    jobs.process(chunk.to_json(), dequeue_count=1)
+    (msg, _), = jobs.work.sent
+    stored = jobs.profiles.get(T, msg.profile_id)
+    assert jobs.process(msg.to_json(), dequeue_count=1) == "passed"
+    real_get = jobs.profiles.get
+    jobs.profiles.get = lambda tenant, pid: stored  # the copy read the profile before the first stored
+    assert jobs.process(msg.to_json(), dequeue_count=1) == "duplicate"
+    jobs.profiles.get = real_get
+    assert (status(jobs, job)["done"], status(jobs, job)["passed"]) == (1, 1)
+    assert probe.methods().count("sign_in_modern") == 2
+
+
+def finish_all(jobs, writes):
+    """Each (before, after, etag) written by its own thread, as concurrent validations end; the
+    first write's transaction is held in flight until every other write waits for the next one."""
+    from tests.waiting import wait_until
+
+    errors = {}
+
+    def write(i, before, after, etag):
+        try:
+            jobs._save_counted(before, after, etag)
+        except Exception as exc:  # noqa: BLE001 - the test looks at which writes failed
+            errors[i] = exc
+
+    jobs.jobs.hold()
+    threads = [threading.Thread(target=write, args=(i, *w)) for i, w in enumerate(writes)]
+    threads[0].start()
+    assert jobs.jobs.entered.wait(10)
+    for t in threads[1:]:
+        t.start()
+    wait_until(lambda: len(jobs._pending.get(writes[0][1].job_id, [])) == len(writes) - 1, timeout=10)
+    jobs.jobs.gate.set()
+    for t in threads:
+        t.join(10)
+    return errors
+
+
+def test_final_states_that_arrive_during_a_commit_go_together_in_the_next(counted):
+    jobs, _, _ = counted
+    done = [JobItem("job-1", f"p{i}", ItemState.FAILED if i % 3 == 0 else ItemState.PASSED,
+                    "X" if i % 3 == 0 else None, finished_at=Clock.now) for i in range(12)]
+    assert finish_all(jobs, [(None, d, None) for d in done]) == {}
+    assert jobs.jobs.writes == [1, 11]  # the eleven that waited went in one transaction
+    (tally,) = jobs.jobs.tallies("job-1")
+    assert (tally.done, tally.passed, tally.failed, tally.by_message_id) == (12, 8, 4, {"X": 4})
+
+
+def test_a_stale_write_in_a_group_fails_alone(counted):
+    jobs, _, _ = counted
+    claimed = JobItem("job-1", "p1")
+    etag = jobs.jobs.create_item(claimed)
+    done = replace(claimed, state=ItemState.PASSED, finished_at=Clock.now)
+    others = [JobItem("job-1", f"q{i}", ItemState.PASSED, finished_at=Clock.now) for i in range(3)]
+    errors = finish_all(jobs, [(None, others[0], None), (claimed, done, etag + "stale"),
+                               *[(None, o, None) for o in others[1:]]])
+    assert list(errors) == [1] and isinstance(errors[1], PreconditionFailed)
+    (tally,) = jobs.jobs.tallies("job-1")
+    assert tally.done == 3 and jobs.jobs.get_item("job-1", "p1")[0].state is ItemState.PENDING
+    assert jobs.jobs.writes == [1, 1, 1]  # the group of three failed as a whole, then each alone
