@@ -5,8 +5,9 @@ Trigger values reach the function through the azure-functions library's own conv
 ``func.HttpRequest``, ``func.QueueMessage`` and ``func.TimerRequest`` are the library's objects,
 and outputs are encoded exactly as the worker encodes them before the host acts on them. Sync
 functions run in a thread pool, async functions on the host's event loop; with
-``FUNCTIONS_WORKER_PROCESS_COUNT`` above 1, sync functions run in worker processes instead
-(``workers.py``), which return the encoded outputs.
+``FUNCTIONS_WORKER_PROCESS_COUNT`` above 1, every function runs in a worker process instead
+(``workers.py``: sync ones in its thread pool, async ones on its own event loop), which returns
+the encoded outputs.
 """
 from __future__ import annotations
 
@@ -91,7 +92,7 @@ class Invoker:
     def __init__(self, *, executor: Executor, sinks: Mapping[str, OutputSink], log: InvocationLog,
                  workers: "WorkerPool | None" = None):
         self._executor = executor
-        self._workers = workers  # sync functions run there when set (FUNCTIONS_WORKER_PROCESS_COUNT > 1)
+        self._workers = workers  # every function runs there when set (FUNCTIONS_WORKER_PROCESS_COUNT > 1)
         self._sinks = dict(sinks)
         self.log = log
         self._active = 0
@@ -151,7 +152,7 @@ class Invoker:
 
     async def _run(self, fn: IndexedFunction, invocation_id: str, datum: Datum,
                    metadata: Mapping[str, Datum] | None, ran_in: list[int]) -> Datum | None:
-        if self._workers is not None and not fn.is_async:
+        if self._workers is not None:  # sync or async: the worker process runs it as the worker does
             try:
                 encoded, pid = await self._workers.invoke(fn.name, invocation_id, datum, metadata)
             except Exception as exc:

@@ -1,14 +1,19 @@
-"""``FUNCTIONS_WORKER_PROCESS_COUNT``: sync functions in N language worker processes.
+"""``FUNCTIONS_WORKER_PROCESS_COUNT``: every function in N language worker processes.
 
 With the setting above 1 (Azure allows 1-10), the host process keeps HTTP, queue polling, timers,
-output bindings and the invocation log, and hands each invocation of a *sync* function to one of
-N worker processes (the one with the fewest invocations in flight, round-robin among equals), as
-the real host spreads invocations over its language workers. Each worker process imports the app
-once (``spawn`` start method: a fresh interpreter, nothing inherited but the environment), with
-the host's explicit app settings added to its environment as on Azure, indexes it with the same
-settings, and runs invocations in its own thread pool of ``PYTHON_THREADPOOL_THREAD_COUNT``
-threads. Trigger values go there as ``Datum`` objects and come back as encoded outputs
-(``Datum``), through the same converters as in process. Async functions stay on the host's loop.
+output bindings and the invocation log, and hands each invocation, of a sync or an async function,
+to one of N worker processes (the one with the fewest invocations in flight, round-robin among
+equals), as the real host spreads invocations over its language workers. Each worker process
+imports the app once (``spawn`` start method: a fresh interpreter, nothing inherited but the
+environment), with the host's explicit app settings added to its environment as on Azure, indexes
+it with the same settings, and runs invocations as the Python worker's dispatcher does
+(azure-functions-python-worker ``azure_functions_worker/dispatcher.py``,
+``_handle__invocation_request``: ``if fi.is_async: await self._run_async_func(...)`` on the worker's
+event loop, else ``await self._loop.run_in_executor(self._sync_call_tp, ...)``): a sync function in
+its own thread pool of ``PYTHON_THREADPOOL_THREAD_COUNT`` threads, an async one awaited on the
+process's own event loop (one thread, started with the process), never in that pool. Trigger values
+go there as ``Datum`` objects and come back as encoded outputs (``Datum``), through the same
+converters as in process.
 
 A function's exception comes back (pickled, with its remote traceback as ``__cause__``) and makes
 the invocation Failed. Log records of the app are forwarded to the host's logging. Workers ignore
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import copy
 import itertools
 import logging
@@ -119,13 +125,31 @@ class _ForwardingHandler(logging.Handler):
             pass
 
 
-def _execute(functions: Mapping[str, Any], name: str, invocation_id: str, datum: Datum,
-             metadata: Mapping[str, Datum] | None) -> list[tuple[str, Datum]]:
+LOOP_THREAD_NAME = "local-host-process-loop"  # a worker process's event loop (not a "local-host-worker" thread)
+
+
+def _function(functions: Mapping[str, Any], name: str) -> Any:
     fn = functions.get(name)
     if fn is None:
-        raise LookupError(f"the worker process has no sync function named {name!r}")
+        raise LookupError(f"the worker process has no function named {name!r}")
+    return fn
+
+
+def _execute(functions: Mapping[str, Any], name: str, invocation_id: str, datum: Datum,
+             metadata: Mapping[str, Datum] | None) -> list[tuple[str, Datum]]:
+    """A sync function's call, in a thread of the worker process's pool."""
+    fn = _function(functions, name)
     kwargs, outs, context = arguments(fn, invocation_id, datum, metadata)
     result = call_with_thread_local(context, fn.func, kwargs)
+    return [(binding["name"], value) for binding, value in encoded_outputs(fn, outs, result)]
+
+
+async def _execute_async(fn: Any, invocation_id: str, datum: Datum,
+                         metadata: Mapping[str, Datum] | None) -> list[tuple[str, Datum]]:
+    """An async function's call, awaited on the worker process's loop (as in process on the host's)."""
+    kwargs, outs, context = arguments(fn, invocation_id, datum, metadata)
+    context.thread_local_storage.invocation_id = context.invocation_id  # the loop's thread
+    result = await fn.func(**kwargs)
     return [(binding["name"], value) for binding, value in encoded_outputs(fn, outs, result)]
 
 
@@ -140,23 +164,55 @@ def _portable(exc: BaseException) -> BaseException:
     return RemoteException(f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}")
 
 
-def _invoke_and_reply(send, functions, call_id: int, name: str, invocation_id: str, datum: Datum,
-                      metadata: Mapping[str, Datum] | None) -> None:
-    try:
-        payload = ("ok", _execute(functions, name, invocation_id, datum, metadata), os.getpid())
-        data = pickle.dumps(payload)
-    except BaseException as exc:  # the function's failure is the invocation's outcome
-        remote = "".join(traceback.format_exception(exc))
-        data = pickle.dumps(("error", _portable(exc), remote, os.getpid()))
+def _failure(exc: BaseException) -> bytes:
+    remote = "".join(traceback.format_exception(exc))
+    return pickle.dumps(("error", _portable(exc), remote, os.getpid()))
+
+
+def _send_result(send, call_id: int, data: bytes) -> None:
     try:
         send(("result", call_id, data))
     except (OSError, ValueError):  # the host is gone
         pass
 
 
+def _invoke_and_reply(send, functions, call_id: int, name: str, invocation_id: str, datum: Datum,
+                      metadata: Mapping[str, Datum] | None) -> None:
+    try:
+        data = pickle.dumps(("ok", _execute(functions, name, invocation_id, datum, metadata), os.getpid()))
+    except BaseException as exc:  # the function's failure is the invocation's outcome
+        data = _failure(exc)
+    _send_result(send, call_id, data)
+
+
+async def _invoke_async_and_reply(send, fn, call_id: int, invocation_id: str, datum: Datum,
+                                  metadata: Mapping[str, Datum] | None) -> None:
+    try:
+        data = pickle.dumps(("ok", await _execute_async(fn, invocation_id, datum, metadata), os.getpid()))
+    except BaseException as exc:  # the function's failure is the invocation's outcome
+        data = _failure(exc)
+    _send_result(send, call_id, data)
+
+
+def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
+    asyncio.set_event_loop(loop)
+    loop.run_forever()
+    leftovers = asyncio.all_tasks(loop)  # the app's own background tasks, if any
+    for task in leftovers:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.close()
+
+
 def worker_main(conn, app_spec: str, settings: Mapping[str, str], only: tuple[str, ...] | None,
                 directory: str, threads: int, log_levels: Mapping[str, int]) -> None:
-    """A language worker process: import and index the app, then run invocations until told to stop."""
+    """A language worker process: import and index the app, then run invocations until told to stop.
+
+    Sync functions run in a pool of ``threads`` threads, async ones on the process's event loop
+    (one thread, started before the worker says it is ready), as the Python worker's dispatcher
+    runs them; an async function never takes a thread of the pool.
+    """
     for signum in (signal.SIGINT, signal.SIGTERM):  # the host decides when its workers stop
         signal.signal(signum, signal.SIG_IGN)
     send_lock = threading.Lock()
@@ -178,9 +234,13 @@ def worker_main(conn, app_spec: str, settings: Mapping[str, str], only: tuple[st
     except BaseException:
         send(("failed", traceback.format_exc()))
         return
-    by_name = {fn.name: fn for fn in functions if not fn.is_async}
-    send(("ready", os.getpid()))
+    by_name = {fn.name: fn for fn in functions}
+    loop = asyncio.new_event_loop()
+    loop_thread = threading.Thread(target=_run_loop, args=(loop,), name=LOOP_THREAD_NAME, daemon=True)
+    loop_thread.start()
     executor = ThreadPoolExecutor(threads, thread_name_prefix="local-host-worker")
+    in_flight: set[concurrent.futures.Future] = set()  # the async invocations
+    send(("ready", os.getpid()))
     while True:
         try:
             message = conn.recv()
@@ -188,8 +248,19 @@ def worker_main(conn, app_spec: str, settings: Mapping[str, str], only: tuple[st
             os._exit(1)
         if message is None:
             break
-        executor.submit(_invoke_and_reply, send, by_name, *message)
-    executor.shutdown(wait=True)  # the host has waited for its invocations; these are the stragglers
+        call_id, name, *request = message
+        fn = by_name.get(name)
+        if fn is not None and fn.is_async:
+            future = asyncio.run_coroutine_threadsafe(_invoke_async_and_reply(send, fn, call_id, *request), loop)
+            in_flight.add(future)
+            future.add_done_callback(in_flight.discard)
+        else:
+            executor.submit(_invoke_and_reply, send, by_name, *message)
+    # The host has waited for its invocations; these are the stragglers.
+    executor.shutdown(wait=True)
+    concurrent.futures.wait(list(in_flight))
+    loop.call_soon_threadsafe(loop.stop)
+    loop_thread.join(5)
     conn.close()
 
 
@@ -285,7 +356,7 @@ class WorkerProcess:
 
 
 class WorkerPool:
-    """N worker processes for the sync functions of one host (see the module docstring)."""
+    """N worker processes for the functions of one host (see the module docstring)."""
 
     def __init__(self, count: int, *, app_spec: str, settings: Mapping[str, str],
                  only: tuple[str, ...] | None, directory: str, threads: int):
@@ -362,7 +433,7 @@ class WorkerPool:
 
     async def invoke(self, name: str, invocation_id: str, datum: Datum,
                      metadata: Mapping[str, Datum] | None) -> tuple[list[tuple[str, Datum]], int]:
-        """Run a sync function in a worker process.
+        """Run a function (sync or async) in a worker process.
 
         :return: its encoded outputs by binding name, and the worker's PID.
         :raises: the function's exception (its remote traceback as ``__cause__``).

@@ -174,6 +174,22 @@ def pid(req: func.HttpRequest) -> func.HttpResponse:
     return _json({"pid": os.getpid(), "setting": os.environ.get(req.params.get("setting", ""), "<unset>")})
 
 
+@http_bp.route(route="async-pid", auth_level=func.AuthLevel.ANONYMOUS)
+async def async_pid(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    """Where an async function runs (after awaiting ``?sleep=`` seconds): process, thread, loop."""
+    await asyncio.sleep(float(req.params.get("sleep", "0")))
+    return _json({"pid": os.getpid(), "thread": threading.current_thread().name,
+                  "thread_id": threading.get_ident(), "loop": id(asyncio.get_running_loop()),
+                  "invocation_id": context.invocation_id,
+                  "thread_invocation_id": context.thread_local_storage.invocation_id})
+
+
+@http_bp.route(route="async-boom", auth_level=func.AuthLevel.ANONYMOUS)
+async def async_boom(req: func.HttpRequest) -> func.HttpResponse:
+    await asyncio.sleep(0)
+    raise ValueError(f"async kaboom in {os.getpid()}")
+
+
 @http_bp.route(route="crash-worker", auth_level=func.AuthLevel.ANONYMOUS)
 def crash_worker(req: func.HttpRequest) -> func.HttpResponse:
     """Ends the worker process it runs in (refuses to run anywhere else: it would end the tests)."""
@@ -188,6 +204,15 @@ def enqueue(req: func.HttpRequest, out: func.Out[str]) -> func.HttpResponse:
     out.set(req.get_body().decode("utf-8"))
     if req.params.get("fail"):
         raise RuntimeError("failed after setting the output")
+    return func.HttpResponse(status_code=202)
+
+
+@http_bp.route(route="enqueue-async", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@http_bp.queue_output(arg_name="out", queue_name="%OUT_QUEUE%", connection="AzureWebJobsStorage")
+async def enqueue_async(req: func.HttpRequest, out: func.Out[str]) -> func.HttpResponse:
+    """An async function with an output binding: the body, and the process that set it."""
+    await asyncio.sleep(0)
+    out.set(f"{req.get_body().decode('utf-8')}@{os.getpid()}")
     return func.HttpResponse(status_code=202)
 
 

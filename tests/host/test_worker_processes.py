@@ -1,4 +1,4 @@
-"""FUNCTIONS_WORKER_PROCESS_COUNT: sync functions in several worker processes, as on Azure.
+"""FUNCTIONS_WORKER_PROCESS_COUNT: functions (sync and async) in several worker processes, as on Azure.
 
 The functions run in other processes here, so these tests look at what comes back (HTTP answers,
 output messages, the invocation log), not at ``sample_app.EVENTS``.
@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from devtools.local_host import LocalHost
-from devtools.local_host.workers import RemoteTraceback, WorkerProcessError
+from devtools.local_host.workers import LOOP_THREAD_NAME, RemoteTraceback, WorkerProcessError
 from tests.fixtures.local_host import host_json
 from tests.host import sample_app
 from tests.host.conftest import settings_of
@@ -56,7 +56,12 @@ def concurrently(count: int, call) -> list:
 def http_host(start_local_host, names):
     return start_local_host(sample_app.app, settings=settings_of(names, **TWO, PYTHON_THREADPOOL_THREAD_COUNT="4"),
                             host_config=host_json(functions=["pid", "echo", "html", "boom", "text", "with_context",
-                                                             "slow_async", "crash_worker", "enqueue"]))
+                                                             "slow_async", "crash_worker", "enqueue", "async_pid",
+                                                             "async_boom", "enqueue_async"]))
+
+
+def worker_pids_of(host) -> set[int]:
+    return {w.pid for w in host._workers.workers}
 
 
 def test_sync_invocations_run_in_two_worker_processes_each_with_its_thread_pool(http_host, names):
@@ -88,7 +93,91 @@ def test_http_requests_and_responses_convert_as_in_process(http_host):
     [record] = http_host.invocations.wait_for("with_context")
     assert context["invocation_id"] == record.invocation_id == context["thread_invocation_id"]
     assert requests.get(f"{http_host.url}/api/slow/0").text == "slept"
-    assert http_host.invocations.wait_for("slow_async")[0].worker_pid == os.getpid()  # async: on the host's loop
+    assert http_host.invocations.wait_for("slow_async")[0].worker_pid in worker_pids_of(http_host)  # async too
+
+
+def test_async_invocations_run_in_the_worker_processes_each_on_its_own_loop(http_host):
+    """As the Python worker does (azure_functions_worker/dispatcher.py, _handle__invocation_request:
+    an async function is awaited on the worker's event loop): in each worker process, on one loop
+    thread started once, not in the host process and not in the worker's sync pool."""
+    rounds = [concurrently(8, lambda i: requests.get(f"{http_host.url}/api/async-pid", params={"sleep": "0.3"}))
+              for _ in range(2)]
+    answers = [a for batch in rounds for a in batch]
+    assert [a.status_code for a in answers] == [200] * 16
+    seen = [a.json() for a in answers]
+    pids = {s["pid"] for s in seen}
+    assert pids == worker_pids_of(http_host) and len(pids) == 2 and os.getpid() not in pids  # both, not the host
+    assert {s["thread"] for s in seen} == {LOOP_THREAD_NAME}  # not a "local-host-worker" pool thread
+    for pid in pids:  # one loop (and its one thread) per process, for both rounds
+        here = [s for s in seen if s["pid"] == pid]
+        assert len({s["loop"] for s in here}) == 1 and len({s["thread_id"] for s in here}) == 1, here
+    assert all(s["thread_invocation_id"] == s["invocation_id"] for s in seen)
+    records = http_host.invocations.wait_for("async_pid", 16)
+    assert all(r.succeeded for r in records) and {r.worker_pid for r in records} == pids
+    assert {r.invocation_id for r in records} == {s["invocation_id"] for s in seen}
+
+
+def test_async_functions_in_a_worker_process_never_take_its_sync_pool(start_local_host, names):
+    """The worker's rule inside each worker process: with the one sync thread of both processes busy,
+    an async function answers at once and a sync one waits for a thread."""
+    host = start_local_host(sample_app.app, settings=settings_of(names, **TWO, PYTHON_THREADPOOL_THREAD_COUNT="1"),
+                            host_config=host_json(functions=["slow_sync", "async_pid", "text"]))
+    busy = [threading.Thread(target=lambda: requests.get(f"{host.url}/api/sync-slow/2")) for _ in range(2)]
+    for t in busy:
+        t.start()
+    wait_until(lambda: all(len(w.pending) == 1 for w in host._workers.workers), interval=0.01,
+               what="one sync invocation in flight in each worker process")
+    began = time.monotonic()
+    answer = requests.get(f"{host.url}/api/async-pid").json()
+    async_took = time.monotonic() - began
+    began = time.monotonic()
+    assert requests.get(f"{host.url}/api/text").status_code == 200
+    sync_took = time.monotonic() - began
+    for t in busy:
+        t.join()
+    assert async_took < 1.0, async_took
+    assert answer["pid"] in worker_pids_of(host) and answer["thread"] == LOOP_THREAD_NAME, answer
+    assert answer["thread_invocation_id"] == answer["invocation_id"]
+    assert sync_took > 0.5, sync_took  # queued behind a busy thread
+
+
+def test_an_exception_in_an_async_function_in_a_worker_process_is_a_failed_invocation(http_host):
+    response = requests.get(f"{http_host.url}/api/async-boom")
+    assert (response.status_code, response.content) == (500, b"")
+    [record] = http_host.invocations.wait_for("async_boom")
+    assert not record.succeeded and isinstance(record.error, ValueError)
+    assert record.worker_pid in worker_pids_of(http_host)
+    assert str(record.error) == f"async kaboom in {record.worker_pid}"
+    remote = record.error.__cause__
+    assert isinstance(remote, RemoteTraceback)
+    assert f"(in worker process {record.worker_pid})" in str(remote)
+    assert "in async_boom" in str(remote) and "ValueError: async kaboom" in str(remote)
+
+
+def test_an_async_function_s_output_binding_is_sent_by_the_host(http_host, queues, names):
+    assert requests.post(f"{http_host.url}/api/enqueue-async", data=b"from-async").status_code == 202
+    [text] = queues.wait_for_texts(names["OUT_QUEUE"], 1)
+    body, pid = text.rsplit("@", 1)
+    assert body == "from-async" and int(pid) in worker_pids_of(http_host)
+
+
+def test_a_worker_process_that_dies_fails_its_async_invocations_and_is_replaced(http_host):
+    answers = []
+    caller = threading.Thread(target=lambda: answers.append(
+        requests.get(f"{http_host.url}/api/async-pid", params={"sleep": "30"})))
+    caller.start()
+    wait_until(lambda: any(w.pending for w in http_host._workers.workers), interval=0.01,
+               what="the async invocation in flight in a worker process")
+    [doomed] = [w for w in http_host._workers.workers if w.pending]
+    doomed.kill()
+    caller.join(15)
+    assert answers and answers[0].status_code == 500
+    [record] = http_host.invocations.wait_for("async_pid")
+    assert isinstance(record.error, WorkerProcessError) and str(doomed.pid) in str(record.error)
+    wait_until(lambda: doomed.pid not in worker_pids_of(http_host) and len(worker_pids_of(http_host)) == 2)
+    after = concurrently(6, lambda i: requests.get(f"{http_host.url}/api/async-pid", params={"sleep": "0.3"}))
+    assert [a.status_code for a in after] == [200] * 6
+    assert {a.json()["pid"] for a in after} == worker_pids_of(http_host)
 
 
 def test_an_exception_in_a_worker_process_is_a_failed_invocation(http_host, caplog):
@@ -171,9 +260,12 @@ def test_the_setting_is_validated():
                       host_config=host_json(functions=["text"]))
 
 
-def test_the_default_keeps_sync_functions_in_the_host_process(start_local_host, names):
-    host = start_local_host(sample_app.app, settings=settings_of(names), host_config=host_json(functions=["pid"]))
+def test_the_default_keeps_functions_in_the_host_process_and_async_ones_on_its_loop(start_local_host, names):
+    host = start_local_host(sample_app.app, settings=settings_of(names),
+                            host_config=host_json(functions=["pid", "async_pid"]))
     assert requests.get(f"{host.url}/api/pid").json()["pid"] == os.getpid()
+    answer = requests.get(f"{host.url}/api/async-pid").json()
+    assert answer["pid"] == os.getpid() and answer["thread"] == host._thread.name  # the host's loop thread
     assert host._workers is None
 
 
