@@ -29,6 +29,12 @@ from shared.services.webhooks import WebhookReceiver, profile_handlers
 
 log = logging.getLogger(__name__)
 
+#: azure-core's HttpLoggingPolicy logs every SDK request and response, headers formatted, at INFO
+#: (Azure/azure-sdk-for-python#17961: in a Function App that is two records per storage call). The
+#: Functions host keeps Information from the app, so they would cost CPU and Application Insights
+#: ingestion on every call; warnings (a request that failed for good) still get through.
+SDK_HTTP_LOGGER = "azure.core.pipeline.policies.http_logging_policy"
+
 
 @dataclass(frozen=True)
 class Services:
@@ -155,6 +161,7 @@ def bootstrap(settings: Settings, *, profiles: ProfileRepository | None = None, 
               clock: Callable[[], datetime] = utcnow, provision: bool = True) -> Services:
     """Wire the services. Adapters not given are built from ``settings`` (Azure SDK clients on the
     one storage connection, Key Vault through the cloud's session, msal through the same session)."""
+    logging.getLogger(SDK_HTTP_LOGGER).setLevel(logging.WARNING)
     storage = _Storage(settings)
     session = None
 
@@ -257,6 +264,8 @@ _services: Services | None = None
 def services() -> Services:
     """The process-wide services (settings read once from the environment)."""
     global _services
+    if _services is not None:  # every invocation asks: no lock once built
+        return _services
     with _lock:
         if _services is None:
             _services = bootstrap(Settings.from_env())

@@ -22,12 +22,92 @@ TENANT = "11111111-1111-4111-8111-111111111111"
 UPSTREAM_PER_VALIDATION = 2  # modern path: token + memberOf (see shared/services/validation.py)
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc), to see whether the worker is CPU-bound."""
-    import os
+def _tree(pid: int) -> list:
+    """The process and its live descendants (a host and its language worker processes)."""
+    import psutil
 
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its live descendants (the host's worker processes
+    are long-lived children, so their time is not in the parent's ``cutime`` yet)."""
+    import psutil
+
+    total = 0.0
+    for proc in _tree(pid):
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a host and its worker processes, in MB."""
+    import psutil
+
+    total = 0
+    for proc in _tree(pid):
+        try:
+            total += proc.memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
+    return total / 2**20
+
+
+def create_profiles(api, url: str, tenant: str, count: int, *, out=print) -> list[str]:
+    """``count`` new profiles of the demo's admin account, 16 requests at a time."""
+
+    def create(i: int) -> str:
+        r = api.post(f"{url}/api/tenants/{tenant}/profiles", json={
+            "name": f"bench {uuid.uuid4().hex}", "username": "admin@contoso.onmicrosoft.com",
+            "password": "Demo-Passw0rd!"})
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    t = time.perf_counter()
+    with ThreadPoolExecutor(16) as pool:
+        ids = list(pool.map(create, range(count)))
+    out(f"created {len(ids)} profiles in {time.perf_counter() - t:.1f} s")
+    return ids
+
+
+def run_job(api, url: str, tenant: str, ids: list[str]) -> tuple[dict, float, float]:
+    """One job over ``ids``, polled until it is done: (its last status, seconds to 202, seconds to done)."""
+    t = time.perf_counter()
+    r = api.post(f"{url}/api/tenants/{tenant}/validation-jobs", json={"profileIds": ids})
+    assert r.status_code == 202, r.text
+    enqueued = time.perf_counter() - t
+    job_url = f"{url}{r.headers['Location']}"
+    while True:
+        job = api.get(job_url).json()
+        if job["state"] in ("completed", "completedWithErrors"):
+            return job, enqueued, time.perf_counter() - t
+        time.sleep(0.25)
+
+
+def measure_rss(stack: dict, *, profiles: int = 1000, rounds: int = 10, out=print) -> dict:
+    """Host memory (host + worker processes) after ``profiles`` validations and after
+    ``profiles x rounds``: jobs over the same profiles, so a leak per validation shows as growth."""
+    api, url, pid = stack["api"], stack["url"], stack["hosts"][0].process.pid
+    tenant = str(uuid.uuid4())
+    ids = create_profiles(api, url, tenant, profiles, out=out)
+    stack["sim"].control.clear_faults()
+    after: list[float] = []
+    t = time.perf_counter()
+    for _ in range(rounds):
+        job, _, _ = run_job(api, url, tenant, ids)
+        assert job["done"] == profiles, job
+        after.append(rss_mb(pid))
+    wall = time.perf_counter() - t
+    growth = after[-1] - after[0]
+    out(f"host RSS after {profiles} validations {after[0]:.1f} MB, after {profiles * rounds}: {after[-1]:.1f} MB "
+        f"(growth {growth:.1f} MB; {profiles * rounds / wall:.1f} validations/s)")
+    return {"validations": profiles * rounds, "rss_mb_by_round": [round(v, 1) for v in after],
+            "rss_growth_mb": round(growth, 1)}
 
 
 def measure(stack: dict, *, profiles: int = 2000, latency: int = 100, instances: int = 1, out=print) -> dict:
@@ -39,22 +119,13 @@ def measure(stack: dict, *, profiles: int = 2000, latency: int = 100, instances:
 
     api, url, control = stack["api"], stack["url"], stack["sim"].control
     queues = stack["host_json"]["extensions"]["queues"]
-    threads_setting = json.loads(open("local.settings.sample.json").read())["Values"].get(
-        "PYTHON_THREADPOOL_THREAD_COUNT") or str(min(32, (os.cpu_count() or 1) + 4))
-    concurrency = instances * min(int(threads_setting), queues["batchSize"] + queues["newBatchThreshold"])
+    settings = {**json.loads(open("local.settings.sample.json").read())["Values"], **stack.get("env", {})}
+    threads = int(settings.get("QUEUE_VALIDATION_THREAD_COUNT") or 24)
+    # each worker process has its own executor; the host fetches batchSize + newBatchThreshold at most
+    workers = int(settings.get("FUNCTIONS_WORKER_PROCESS_COUNT") or 1)
+    concurrency = instances * min(threads * workers, queues["batchSize"] + queues["newBatchThreshold"])
     tenant = str(uuid.uuid4()) if stack.get("tenant_aliases") else TENANT
-
-    def create(i: int) -> str:
-        r = api.post(f"{url}/api/tenants/{tenant}/profiles", json={
-            "name": f"bench {uuid.uuid4().hex}", "username": "admin@contoso.onmicrosoft.com",
-            "password": "Demo-Passw0rd!"})
-        assert r.status_code == 201, r.text
-        return r.json()["id"]
-
-    t = time.perf_counter()
-    with ThreadPoolExecutor(16) as pool:
-        ids = list(pool.map(create, range(profiles)))
-    out(f"created {len(ids)} profiles in {time.perf_counter() - t:.1f} s")
+    ids = create_profiles(api, url, tenant, profiles, out=out)
     warm = api.post(f"{url}/api/tenants/{tenant}/profiles/{ids[0]}/validate").json()
     assert warm["status"] == "passed", warm
     control.clear_faults()
@@ -65,17 +136,8 @@ def measure(stack: dict, *, profiles: int = 2000, latency: int = 100, instances:
     host_pids, azurite_pid = [h.process.pid for h in stack["hosts"]], stack["azurite"].process.pid
     cpu_before = sum(map(_cpu_seconds, host_pids))
     azurite_before, own_before = _cpu_seconds(azurite_pid), sum(os.times()[:2])
-    t = time.perf_counter()
-    r = api.post(f"{url}/api/tenants/{tenant}/validation-jobs", json={"profileIds": ids})
-    assert r.status_code == 202, r.text
-    enqueued = time.perf_counter() - t
-    job_url = f"{url}{r.headers['Location']}"
-    while True:
-        job = api.get(job_url).json()
-        if job["state"] in ("completed", "completedWithErrors"):
-            break
-        time.sleep(0.25)
-    wall = time.perf_counter() - t
+    job, enqueued, wall = run_job(api, url, tenant, ids)
+    job_url = f"{url}/api/tenants/{tenant}/validation-jobs/{job['id']}"
     cpu = sum(map(_cpu_seconds, host_pids)) - cpu_before
     azurite_cpu, own_cpu = _cpu_seconds(azurite_pid) - azurite_before, sum(os.times()[:2]) - own_before
     control.clear_faults()
@@ -100,13 +162,15 @@ def measure(stack: dict, *, profiles: int = 2000, latency: int = 100, instances:
     out(f"  machine: {instances} host process(es) {cpu / wall:.2f} + Azurite {azurite_cpu / wall:.2f} + simulator "
         f"and this script {own_cpu / wall:.2f} = {(cpu + azurite_cpu + own_cpu) / wall:.2f} of {os.cpu_count()} "
         f"cores busy")
-    out(f"  bound = concurrency {concurrency} ({instances} x min(threads, batchSize + newBatchThreshold)) / "
+    out(f"  bound = concurrency {concurrency} ({instances} x min(threads x worker processes, batchSize + "
+        f"newBatchThreshold)) / "
         f"({UPSTREAM_PER_VALIDATION} x {latency} ms) = {bound:.1f} validations/s -> ratio {rate / bound:.2f}")
     out(f"  job status GET p50 {status_p50:.1f} ms; profile GET p50 {get_p50:.1f} ms")
     return {"profiles": job["total"], "wall_s": wall, "rate": rate, "ratio_to_bound": rate / bound,
             "worker_cpu_ms_per_validation": cpu * 1000 / job["done"], "enqueue_s": enqueued,
             "per_profile_ms": wall * 1000 / job["done"], "status_p50_ms": status_p50, "profile_get_p50_ms": get_p50,
-            "upstream_per_validation": upstream / job["done"]}
+            "upstream_per_validation": upstream / job["done"], "host_cores_busy": cpu / wall,
+            "azurite_cores_busy": azurite_cpu / wall, "concurrency": concurrency}
 
 
 def main(argv: list[str] | None = None) -> None:

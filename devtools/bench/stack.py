@@ -46,7 +46,7 @@ def running_stack(*, queues: dict | None = None, env: dict | None = None, instan
     api.headers["x-functions-key"] = KEY
     try:
         yield {"url": host.url, "api": api, "sim": sim, "azurite": store, "host": host, "hosts": hosts,
-               "host_json": host_json}
+               "host_json": host_json, "env": env or {}}
     finally:
         api.close()
         for h in hosts:

@@ -211,7 +211,7 @@ class LocalHost:
     async def _start(self) -> None:
         workers = default_thread_count(self.settings)
         self._executor = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="local-host-worker")
-        if self.worker_process_count > 1:  # sync functions run there; async ones stay on this loop
+        if self.worker_process_count > 1:  # every function runs there (async ones on each process's own loop)
             pool = WorkerPool(self.worker_process_count, app_spec=self._app_spec,
                               settings=self.settings.explicit, only=self.config.functions,
                               directory=self._script_root, threads=workers)

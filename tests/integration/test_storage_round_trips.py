@@ -63,3 +63,29 @@ def _counted_table(connection_string, policy):
 
     return TableServiceClient.from_connection_string(
         connection_string, transport=CountingTransport(policy)).get_table_client(names.JOBS_TABLE)
+
+
+def test_the_app_logs_no_record_per_storage_call(storage_connection_string, caplog):
+    """azure-core logs each request and response at INFO; the composition root keeps that logger
+    at WARNING, so the host (which keeps Information from the app) does not get two records, headers
+    formatted, for every storage call."""
+    import logging
+    import uuid
+
+    from devtools.bench.counting import CountingPolicy, counted_services
+    from shared.bootstrap import SDK_HTTP_LOGGER
+    from shared.domain.jobs import Selection
+    from shared.domain.profile import profile_input
+    from tests.fakes import FakeSecretStore
+
+    logging.getLogger(SDK_HTTP_LOGGER).setLevel(logging.NOTSET)  # as in a fresh worker process
+    services, _ = counted_services(storage_connection_string, CountingPolicy(), secrets=FakeSecretStore())
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        tenant = str(uuid.uuid4())
+        services.profiles.create_profile(tenant, profile_input({
+            "name": "p", "username": "u@contoso.onmicrosoft.com", "password": "Pw-1!"}), correlation_id="c")
+        job = services.jobs.create_job(tenant, Selection(all=True), correlation_id="c")
+        services.jobs.get_job(tenant, job.job.id)
+    assert [r for r in caplog.records if r.name == SDK_HTTP_LOGGER] == []
+    assert {r.name for r in caplog.records} <= {"shared.services.profiles", "shared.services.jobs"}
