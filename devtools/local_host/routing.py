@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from typing import Callable, Iterable, Sequence
 from urllib.parse import unquote
 
@@ -114,10 +115,23 @@ class Parameter:
 class Segment:
     parts: tuple[str | Parameter, ...]
 
-    @property
+    @cached_property
     def parameter(self) -> Parameter | None:
         """The parameter when the segment is exactly one parameter."""
         return self.parts[0] if len(self.parts) == 1 and isinstance(self.parts[0], Parameter) else None
+
+    @cached_property
+    def pattern(self) -> re.Pattern[str]:
+        """A segment that is not exactly one parameter, as a regex (literals case-insensitive),
+        compiled once: routes are matched on every request."""
+        return re.compile("".join(f"(?P<{p.name}>.+)" if isinstance(p, Parameter) else re.escape(p)
+                                  for p in self.parts), re.IGNORECASE | re.DOTALL)
+
+    @cached_property
+    def may_be_missing(self) -> bool:
+        """The path may end before this segment (an optional, defaulted or catch-all parameter)."""
+        param = self.parameter
+        return bool(param and (param.optional or param.default is not None or param.catch_all))
 
     @property
     def precedence(self) -> int:
@@ -227,8 +241,18 @@ class RouteTemplate:
     def precedence(self) -> tuple[int, ...]:
         return tuple(s.precedence for s in self.segments)
 
+    @cached_property
+    def segment_counts(self) -> tuple[int, float]:
+        """(fewest, most) path segments this template can match: a cheap test before :meth:`match`."""
+        required = max((i + 1 for i, s in enumerate(self.segments) if not s.may_be_missing), default=0)
+        last = self.segments[-1].parameter if self.segments else None
+        return required, math.inf if last and last.catch_all else len(self.segments)
+
     def match(self, path_segments: Sequence[str]) -> dict[str, str] | None:
         """Match raw (still percent-encoded) path segments; return the route values."""
+        fewest, most = self.segment_counts
+        if not fewest <= len(path_segments) <= most:
+            return None
         values: dict[str, str] = {}
         for i, segment in enumerate(self.segments):
             param = segment.parameter
@@ -259,9 +283,7 @@ class RouteTemplate:
                 return False
             values[param.name] = text
             return True
-        pattern = "".join(f"(?P<{p.name}>.+)" if isinstance(p, Parameter) else re.escape(p)
-                          for p in segment.parts)
-        match = re.fullmatch(pattern, text, re.IGNORECASE | re.DOTALL)
+        match = segment.pattern.fullmatch(text)
         if not match:
             return False
         params = [p for p in segment.parts if isinstance(p, Parameter)]

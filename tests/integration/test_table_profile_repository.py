@@ -120,3 +120,176 @@ def test_an_app_profile_round_trips_with_its_certificates_and_learned_facts(repo
     assert again.app.certificate == got.app.certificate and again.app.previous_certificate == cert("v1")
     repo.record_validation(again, LastValidation("passed", None, now), certificate_alert=-1)
     assert repo.get(T1, p.id).app.alert is None
+
+
+class _CountingTransport:
+    """A transport that records each request's method and path and can fail the next write before it
+    leaves (the connection is lost: what the SDK reports once its retries are spent)."""
+
+    def __init__(self):
+        from azure.core.pipeline.transport import RequestsTransport
+
+        class Transport(RequestsTransport):
+            def send(inner, request, **kwargs):
+                from urllib.parse import urlsplit
+
+                from azure.core.exceptions import ServiceRequestError
+
+                if request.method != "GET":
+                    self.writes.append(f"{request.method} {urlsplit(request.url).path}")
+                    if self.fail_writes:
+                        raise ServiceRequestError("injected: connection lost before the request was sent")
+                return super().send(request, **kwargs)
+
+        self.writes: list[str] = []
+        self.fail_writes = False
+        self.transport = Transport(use_env_settings=False)
+
+
+@pytest.fixture
+def counted(storage_connection_string, repo):
+    from azure.data.tables import TableClient
+
+    counting = _CountingTransport()
+    table = TableClient.from_connection_string(storage_connection_string, repo._table.table_name,
+                                               transport=counting.transport, retry_total=0)
+    return TableProfileRepository(table), counting
+
+
+def _row(repo, profile_id):
+    """The stored row's columns (without the keys' metadata)."""
+    return dict(repo._table.get_entity(T1, profile_id))
+
+
+def _as_written(entity):
+    """``to_entity``'s columns as the SDK writes them (a None value is not sent)."""
+    return {k: v for k, v in entity.items() if v is not None}
+
+
+def test_an_update_that_keeps_the_name_is_one_conditional_write_not_a_transaction(counted):
+    repo, counting = counted
+    p = repo.add(make(name="Same"))
+    counting.writes.clear()
+    q = repo.update(replace(p, description="changed"), previous_name="Same", etag=p.etag)
+    # Not read first in this thread: the whole row is replaced.
+    assert len(counting.writes) == 1 and counting.writes[0].startswith("PUT ") and "$batch" not in counting.writes[0]
+    got = repo.get(T1, p.id)
+    assert got.description == "changed" and got.etag == q.etag != p.etag
+    assert repo.name_exists(T1, "same") and repo.name_exists(T1, "same", exclude_profile_id=p.id) is False
+    # A name that differs only in case and spaces is the same index row: still no transaction.
+    counting.writes.clear()
+    r = repo.update(replace(got, name="  SAME "), previous_name="Same", etag=got.etag)
+    assert len(counting.writes) == 1 and "$batch" not in counting.writes[0]
+    assert repo.get(T1, p.id).name == "  SAME " and r.etag != q.etag
+
+
+def test_a_read_then_update_merges_the_changed_columns_and_leaves_the_row_a_replace_would(counted):
+    from azure.data.tables import TableEntity
+
+    from shared.adapters.table_profile_repository import _changed_columns, to_entity
+
+    repo, counting = counted
+    p = repo.add(make(name="Merged"))
+    current = repo.get(T1, p.id)
+    updated = replace(current, description="new text", updated_at=datetime.now(timezone.utc))
+    stored = repo._table.get_entity(T1, p.id)
+    # Only what differs (the keys, the description and the time of the change) goes on the wire.
+    assert set(_changed_columns(stored, to_entity(updated))) == {"PartitionKey", "RowKey", "Description", "UpdatedAt"}
+    counting.writes.clear()
+    saved = repo.update(updated, previous_name="Merged", etag=current.etag)
+    assert len(counting.writes) == 1 and counting.writes[0].startswith("PATCH ")
+    assert _row(repo, p.id) == _as_written(to_entity(updated))  # exactly the row a replace writes
+    got = repo.get(T1, p.id)
+    assert got.etag == saved.etag != current.etag and replace(got, etag=None) == replace(updated, etag=None)
+    # A column the new profile leaves out is dropped, which only a replace does.
+    validated = repo.get(T1, p.id)
+    repo.record_validation(validated, LastValidation("passed", None, datetime.now(timezone.utc)))
+    validated = repo.get(T1, p.id)
+    assert _row(repo, p.id)["LastValidationAt"] is not None
+    assert _changed_columns(TableEntity(_row(repo, p.id)), to_entity(replace(validated, last_validation=None))) is None
+    counting.writes.clear()
+    repo.update(replace(validated, last_validation=None), previous_name="Merged", etag=validated.etag)
+    assert len(counting.writes) == 1 and counting.writes[0].startswith("PUT ")
+    assert "LastValidationAt" not in _row(repo, p.id) and repo.get(T1, p.id).last_validation is None
+
+
+def test_a_merge_needs_the_version_this_thread_read(counted):
+    """Merging needs the row read to be the very version the write is conditional on, read in this
+    thread, and used once; anything else replaces the row (with the same ETag condition)."""
+    import threading
+
+    repo, counting = counted
+    p = repo.add(make(name="Versions"))
+    old = repo.get(T1, p.id)
+    counting.writes.clear()
+    newer = repo.update(replace(old, description="newer"), previous_name="Versions", etag=old.etag)
+    newest = repo.update(replace(newer, description="newest"), previous_name="Versions", etag=newer.etag)
+    assert [w.split()[0] for w in counting.writes] == ["PATCH", "PUT"]  # newer was not read here
+    current = repo.get(T1, p.id)
+    counting.writes.clear()
+    with pytest.raises(PreconditionFailed):  # the read is not the version named: replace, refused
+        repo.update(replace(old, description="stale"), previous_name="Versions", etag=old.etag)
+    with pytest.raises(PreconditionFailed):  # an older version than the one read: replace, refused
+        repo.update(replace(current, description="stale"), previous_name="Versions", etag=newer.etag)
+    assert [w.split()[0] for w in counting.writes] == ["PUT", "PUT"]
+    assert repo.get(T1, p.id).description == "newest" == current.description and current.etag == newest.etag
+    elsewhere = []
+    worker = threading.Thread(target=lambda: elsewhere.append(repo.get(T1, p.id)))
+    repo._read.row = None
+    worker.start()
+    worker.join()
+    counting.writes.clear()
+    latest = repo.update(replace(elsewhere[0], description="from a read elsewhere"), previous_name="Versions",
+                         etag=elsewhere[0].etag)
+    assert [w.split()[0] for w in counting.writes] == ["PUT"]  # read in another thread only
+    assert repo.get(T1, p.id).description == "from a read elsewhere" and repo.get(T1, p.id).etag == latest.etag
+
+
+def test_a_rename_is_still_one_transaction(counted):
+    repo, counting = counted
+    p = repo.add(make(name="First"))
+    counting.writes.clear()
+    repo.update(replace(p, name="Second"), previous_name="First", etag=p.etag)
+    assert len(counting.writes) == 1 and counting.writes[0].endswith("/$batch")
+
+
+@pytest.mark.parametrize("read_first", [False, True], ids=["replace", "merge"])
+def test_a_single_row_update_maps_refusals_as_the_transaction_does(counted, read_first):
+    repo, counting = counted
+    p = repo.add(make(name="Guarded"))
+    if read_first:
+        p = repo.get(T1, p.id)
+    repo._table.update_entity({"PartitionKey": T1, "RowKey": p.id, "Description": "someone else"})
+    counting.writes.clear()
+    with pytest.raises(PreconditionFailed) as stale:  # 412: the ETag is not the current one
+        repo.update(replace(p, description="stale"), previous_name="Guarded", etag=p.etag)
+    assert getattr(stale.value.__cause__, "status_code", None) == 412
+    assert counting.writes[0].split()[0] == ("PATCH" if read_first else "PUT")
+    current = repo.get(T1, p.id)
+    assert current.description == "someone else"
+    repo._table.delete_entity(T1, p.id)
+    if not read_first:
+        repo._read.row = None
+    counting.writes.clear()
+    with pytest.raises(PreconditionFailed) as gone:  # 404: the row was deleted meanwhile
+        repo.update(replace(current, description="late"), previous_name="Guarded", etag=current.etag)
+    assert getattr(gone.value.__cause__, "status_code", None) == 404
+    assert counting.writes[0].split()[0] == ("PATCH" if read_first else "PUT")
+
+
+@pytest.mark.parametrize("read_first", [False, True], ids=["replace", "merge"])
+def test_a_single_row_update_without_storage_is_dependency_unavailable(counted, read_first):
+    from azure.core.exceptions import ServiceRequestError
+
+    from shared.domain.errors import DependencyUnavailable
+
+    repo, counting = counted
+    p = repo.add(make(name="Offline"))
+    if read_first:
+        p = repo.get(T1, p.id)
+    counting.fail_writes = True
+    with pytest.raises(DependencyUnavailable) as down:
+        repo.update(replace(p, description="lost"), previous_name="Offline", etag=p.etag)
+    assert isinstance(down.value.__cause__, ServiceRequestError) and down.value.retry_after == 5
+    counting.fail_writes = False
+    assert repo.get(T1, p.id).description == ""
