@@ -93,7 +93,7 @@ def to_entity(p: ServiceAccountProfile) -> dict[str, Any]:
         "SecretName": p.secret.name if p.secret else "", "SecretVersion": p.secret.version if p.secret else "",
         "PasswordUpdatedAt": p.password_updated_at, "CreatedAt": p.created_at, "UpdatedAt": p.updated_at,
         "LastValidationStatus": lv.status if lv else "", "LastValidationMessageId": (lv.message_id or "") if lv else "",
-        "LastValidationAt": lv.at if lv else None,
+        "LastValidationAt": lv.at if lv else None, "LastValidationJobId": (lv.job_id or "") if lv else "",
         "LegacyAppsBlocked": p.legacy_apps_blocked,
         "History": json.dumps([h.to_dict() for h in p.history]),
     }
@@ -103,7 +103,7 @@ def from_entity(e: dict[str, Any]) -> ServiceAccountProfile:
     lv = None
     if e.get("LastValidationStatus"):
         lv = LastValidation(e["LastValidationStatus"], e.get("LastValidationMessageId") or None,
-                            _utc(e["LastValidationAt"]))
+                            _utc(e["LastValidationAt"]), job_id=e.get("LastValidationJobId") or None)
     history = tuple(HistoryEntry(datetime.fromisoformat(h["at"]), h["event"], h.get("detail", ""))
                     for h in json.loads(e.get("History") or "[]"))
     return ServiceAccountProfile(
@@ -307,7 +307,7 @@ class TableProfileRepository(TableAdapter, ProfileRepository):
         patch: dict[str, Any] = {"PartitionKey": profile.tenant_id, "RowKey": profile.id,
                                  "LastValidationStatus": last.status,
                                  "LastValidationMessageId": last.message_id or "",
-                                 "LastValidationAt": last.at}
+                                 "LastValidationAt": last.at, "LastValidationJobId": last.job_id or ""}
         if legacy_apps_blocked is not None:
             patch["LegacyAppsBlocked"] = legacy_apps_blocked
         if sharepoint_url is not None:

@@ -140,9 +140,10 @@ def test_profiles_round_trip_and_etags(profiles):
     updated = repo.update(replace(got, description="changed"), previous_name="Backup", etag=got.etag)
     assert updated.etag and updated.etag != got.etag
     assert repo.get(T1, saved.id).description == "changed"
-    repo.record_validation(updated, LastValidation("failed", "MFA_ENABLED", updated.created_at))
+    repo.record_validation(updated, LastValidation("failed", "MFA_ENABLED", updated.created_at, job_id="job-1"))
     after = repo.get(T1, saved.id)
     assert (after.last_validation.status, after.description) == ("failed", "changed")
+    assert after.last_validation.job_id == "job-1"  # a copy of that job's message is a duplicate
     repo.delete(T1, saved.id, etag=after.etag)
     with pytest.raises(ProfileNotFound):
         repo.get(T1, saved.id)
