@@ -22,12 +22,30 @@ QUEUE_STORAGE = "Queue Storage"
 _CLIENT_OPTIONS = dict(connection_timeout=5, read_timeout=15, retry_total=2, retry_backoff_factor=0.2)
 
 
-def _transport():
-    """A transport that ignores the machine's proxy/netrc variables: requests otherwise reads
-    ``~/.netrc`` on every call, which was a sixth of the queue worker's CPU time."""
-    from azure.core.pipeline.transport import RequestsTransport
+#: Connections kept open per storage endpoint. requests keeps 10 (urllib3's default), and a process
+#: runs more storage calls than that at once (24 queued validations, 16 waited-for ones and the
+#: sync pool): past 10, each call opened a connection and discarded it afterwards ("Connection pool
+#: is full", Azure/azure-sdk-for-python#12102), a TCP (in Azure, TLS) handshake per call.
+POOL_MAXSIZE = 64
 
-    return RequestsTransport(use_env_settings=False)
+
+def _transport():
+    """A transport over a session with a pool of :data:`POOL_MAXSIZE` connections that ignores the
+    machine's proxy/netrc variables (requests otherwise reads ``~/.netrc`` on every call, which was a
+    sixth of the queue worker's CPU time). Retries stay with the SDK's policy, as in azure-core's
+    own session."""
+    import requests
+    from azure.core.pipeline.transport import RequestsTransport
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    session = requests.Session()
+    session.trust_env = False
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_MAXSIZE,
+                          max_retries=Retry(total=False, redirect=False, raise_on_status=False))
+    for scheme in ("http://", "https://"):
+        session.mount(scheme, adapter)
+    return RequestsTransport(session=session, session_owner=True, use_env_settings=False)
 
 
 def _managed_identity(settings: Settings):
