@@ -89,45 +89,24 @@ def run_job(api, url: str, tenant: str, ids: list[str]) -> tuple[dict, float, fl
         time.sleep(0.25)
 
 
-def measure_rss(stack: dict, *, profiles: int = 1000, rounds: int = 10, out=print) -> dict:
-    """Host memory (host + worker processes) after ``profiles`` validations and after
-    ``profiles x rounds``: jobs over the same profiles, so a leak per validation shows as growth."""
-    api, url, pid = stack["api"], stack["url"], stack["hosts"][0].process.pid
-    tenant = str(uuid.uuid4())
-    ids = create_profiles(api, url, tenant, profiles, out=out)
-    stack["sim"].control.clear_faults()
-    after: list[float] = []
-    t = time.perf_counter()
-    for _ in range(rounds):
-        job, _, _ = run_job(api, url, tenant, ids)
-        assert job["done"] == profiles, job
-        after.append(rss_mb(pid))
-    wall = time.perf_counter() - t
-    growth = after[-1] - after[0]
-    out(f"host RSS after {profiles} validations {after[0]:.1f} MB, after {profiles * rounds}: {after[-1]:.1f} MB "
-        f"(growth {growth:.1f} MB; {profiles * rounds / wall:.1f} validations/s)")
-    return {"validations": profiles * rounds, "rss_mb_by_round": [round(v, 1) for v in after],
-            "rss_growth_mb": round(growth, 1)}
-
-
-def measure(stack: dict, *, profiles: int = 2000, latency: int = 100, instances: int = 1, out=print) -> dict:
-    """One job over ``profiles`` new profiles: wall time, rate, ratio to the bound, CPU per
-    validation, and the job status GET next to a profile GET once it is done."""
-    import json
-
-    from devtools.bench.stack import percentiles
+def measure(stack: dict, *, profiles: int = 2000, latency: int = 100, instances: int = 1, out=print,
+            ids: list[str] | None = None, tenant: str | None = None) -> dict:
+    """One job over ``profiles`` profiles (``ids``: existing ones of ``tenant``, else new): wall
+    time, rate, ratio to the bound, CPU per validation, and the job status GET next to a profile
+    GET once it is done."""
+    from devtools.bench.stack import host_settings, percentiles, worker_processes
 
     api, url, control = stack["api"], stack["url"], stack["sim"].control
     queues = stack["host_json"]["extensions"]["queues"]
-    settings = {**json.loads(open("local.settings.sample.json").read())["Values"], **stack.get("env", {})}
-    threads = int(settings.get("QUEUE_VALIDATION_THREAD_COUNT") or 24)
+    threads = int(host_settings(stack).get("QUEUE_VALIDATION_THREAD_COUNT") or 24)
     # each worker process has its own executor; the host fetches batchSize + newBatchThreshold at most
-    workers = int(settings.get("FUNCTIONS_WORKER_PROCESS_COUNT") or 1)
+    workers = worker_processes(stack)
     concurrency = instances * min(threads * workers, queues["batchSize"] + queues["newBatchThreshold"])
-    tenant = str(uuid.uuid4()) if stack.get("tenant_aliases") else TENANT
-    ids = create_profiles(api, url, tenant, profiles, out=out)
-    warm = api.post(f"{url}/api/tenants/{tenant}/profiles/{ids[0]}/validate").json()
-    assert warm["status"] == "passed", warm
+    tenant = tenant or TENANT
+    ids = ids[:profiles] if ids is not None else create_profiles(api, url, tenant, profiles, out=out)
+    for _ in range(worker_processes(stack)):  # each worker process in turn
+        warm = api.post(f"{url}/api/tenants/{tenant}/profiles/{ids[0]}/validate").json()
+        assert warm["status"] == "passed", warm
     control.clear_faults()
     for family in ("entra", "graph"):
         control.add_fault(family, latencyMs=latency)
@@ -171,6 +150,30 @@ def measure(stack: dict, *, profiles: int = 2000, latency: int = 100, instances:
             "per_profile_ms": wall * 1000 / job["done"], "status_p50_ms": status_p50, "profile_get_p50_ms": get_p50,
             "upstream_per_validation": upstream / job["done"], "host_cores_busy": cpu / wall,
             "azurite_cores_busy": azurite_cpu / wall, "concurrency": concurrency}
+
+
+def measure_growth(stack: dict, sizes: tuple[int, ...], *, latency: int = 100, out=print) -> dict:
+    """Jobs of growing size on one stack (profiles made once, reused by the larger jobs): the
+    per-profile wall time of each, its growth over the first, and the host's memory after the
+    first two jobs (2 x sizes[0] validations) and after the last (every validation)."""
+    api, url, pid = stack["api"], stack["url"], stack["hosts"][0].process.pid
+    ids = create_profiles(api, url, TENANT, max(sizes), out=out)
+    runs, rss, done = [], [], 0
+    for i, size in enumerate((sizes[0], *sizes)):  # the first job warms the host up
+        run = measure(stack, profiles=size, latency=latency, ids=ids, out=out)
+        done += size
+        if i:
+            runs.append(run)
+        rss.append((done, rss_mb(pid)))
+    growth = max(r["per_profile_ms"] for r in runs[1:]) / runs[0]["per_profile_ms"]
+    (first_count, first_mb), (last_count, last_mb) = rss[1], rss[-1]
+    times = " -> ".join(f"{r['per_profile_ms']:.1f} ms" for r in runs)
+    out(f"per-profile time {times} for "
+        f"{' -> '.join(str(s) for s in sizes)} profiles (growth {growth:.2f}); host RSS {first_mb:.1f} MB after "
+        f"{first_count} validations, {last_mb:.1f} MB after {last_count}")
+    return {"runs": runs, "largest": runs[-1], "per_profile_time_growth": round(growth, 2),
+            "rss": [{"validations": n, "mb": round(mb, 1)} for n, mb in rss],
+            "rss_growth_mb": round(last_mb - first_mb, 1)}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -55,6 +55,17 @@ def running_stack(*, queues: dict | None = None, env: dict | None = None, instan
         store.stop()
 
 
+def host_settings(stack: dict) -> dict[str, str]:
+    """The app settings the stack's host runs with (the sample's values, then the stack's ``env``)."""
+    return {**json.loads((ROOT / "local.settings.sample.json").read_text())["Values"], **stack.get("env", {})}
+
+
+def worker_processes(stack: dict) -> int:
+    """``FUNCTIONS_WORKER_PROCESS_COUNT`` of the stack's host (each process warms up on its own:
+    connections, the app's Key Vault token, discovery)."""
+    return int(host_settings(stack).get("FUNCTIONS_WORKER_PROCESS_COUNT") or 1)
+
+
 def percentiles(samples_ms: list[float]) -> dict[str, float]:
     ordered = sorted(samples_ms)
     q = statistics.quantiles(ordered, n=100, method="inclusive")

@@ -26,8 +26,9 @@ Storage round trips of one batch validation (worker side; counted by
    is in flight go together in the next one (up to 99), so under load this is a fraction of a
    round trip per validation.
 
-At most five, plus one read of the job row per job and process, plus the claim (an insert) for a
-delivery that needs one. Job status reads the job row and its tallies: two round trips whatever
+At most five, plus the claim (an insert) for a delivery that needs one. The job's existence is
+read once per fan-out chunk (250 profiles), not per validation: every per-profile message of a job
+comes from a chunk that found its job. Job status reads the job row and its tallies: two round trips whatever
 the job's size. (Was: 7.15, then 6 with a claim per message and a transaction per item.)
 
 Throttling: an upstream 429/503 with ``Retry-After`` does not fail the message; the worker sends
@@ -122,8 +123,6 @@ class JobServices:
     revalidation_max_age_hours: int = 24
     #: ... with their work messages released evenly over this window.
     revalidation_spread_seconds: int = 0
-    #: Jobs this process has seen exist (one read per job per process, not per message).
-    _known: set = field(default_factory=set)
     #: This process's tally of each job, written with every item state it counts (see JobTally).
     _tallies: "OrderedDict[str, JobTally]" = field(default_factory=OrderedDict)
     #: Group commit: item writes waiting per job, and the jobs whose transaction is in flight.
@@ -184,6 +183,12 @@ class JobServices:
             log.error("unreadable work message moved to poison")
             return WorkResult.POISONED
         if isinstance(msg, FanoutMessage):
+            try:  # once per chunk: the per-profile messages it sends are then known to have a job
+                self.jobs.get(msg.tenant_id, msg.job_id)
+            except NotFound:
+                log.warning("fan-out message for an unknown job dropped",
+                            extra={"correlation_id": msg.correlation_id, "job_id": msg.job_id})
+                return WorkResult.UNKNOWN_JOB
             # A redelivered chunk sends its messages again: harmless, they claim their items first.
             again = dequeue_count is None or dequeue_count > 1
             sent = self.work.send_many(msg.expand(traceparent=current_traceparent(), tracestate=current_tracestate(),
@@ -193,14 +198,6 @@ class JobServices:
             return WorkResult.FANNED_OUT
         if msg.job_id is None:
             return self._validate(msg, None, None)
-        if msg.job_id not in self._known:
-            try:
-                self.jobs.get(msg.tenant_id, msg.job_id)
-            except NotFound:
-                log.warning("work message for an unknown job dropped",
-                            extra={"correlation_id": msg.correlation_id, "job_id": msg.job_id})
-                return WorkResult.UNKNOWN_JOB
-            self._known.add(msg.job_id)
         item = JobItem(msg.job_id, msg.profile_id)
         if dequeue_count == 1 and not msg.claim and not msg.throttled:
             return self._validate(msg, item, None)  # the only copy: its final state is an insert

@@ -62,6 +62,7 @@ HOST_SETTINGS = frozenset({
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
     "PYTHON_THREADPOOL_THREAD_COUNT",  # the Python worker's thread pool (sync functions run there)
+    "FUNCTIONS_WORKER_PROCESS_COUNT",  # language worker processes (local host; not on Flex Consumption)
 })
 HOST_SETTING_PREFIXES = ("AzureWebJobsStorage__",)
 #: Read by devtools.local_host only (the local function/admin key, DESIGN §6); never deployed.

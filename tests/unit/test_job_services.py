@@ -339,3 +339,12 @@ def test_a_stale_write_in_a_group_fails_alone(counted):
     (tally,) = jobs.jobs.tallies("job-1")
     assert tally.done == 3 and jobs.jobs.get_item("job-1", "p1")[0].state is ItemState.PENDING
     assert jobs.jobs.writes == [1, 1, 1]  # the group of three failed as a whole, then each alone
+
+
+def test_a_chunk_of_an_unknown_job_is_dropped_and_sends_nothing(world):
+    from shared.domain.jobs import FanoutMessage
+
+    jobs, probe, ids = world
+    chunk = FanoutMessage(T, "no-such-job", tuple(ids), Reason.BATCH, "c")
+    assert jobs.process(chunk.to_json(), dequeue_count=1) == "unknownJob"
+    assert jobs.work.sent == [] and probe.methods() == []
