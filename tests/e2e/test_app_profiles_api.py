@@ -80,6 +80,10 @@ def test_the_demo_certificate_passes_with_its_granted_permissions_and_key_vault_
     ops = keyvault_ops(sim)
     assert ops.get("keyvault.keys.sign") == 2 and ops.get("keyvault.keys.get") == 1, ops
     assert not any(k.startswith("keyvault.secrets") for k in ops), ops  # no secret read: no key left the vault
+    from devtools.bench.stack import worker_processes
+
+    for _ in range(worker_processes({}) - 1):  # the host's other worker processes have caches of their own
+        profiles.validate(created)
     sim.control.clear_counters()
     second = profiles.validate(created)
     assert second["status"] == "passed" and second["evidence"]["upstreamRequests"] == 3
