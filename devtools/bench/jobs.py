@@ -61,17 +61,25 @@ def rss_mb(pid: int) -> float:
 def create_profiles(api, url: str, tenant: str, count: int, *, out=print) -> list[str]:
     """``count`` new profiles of the demo's admin account, 16 requests at a time."""
 
+    retried = []
+
     def create(i: int) -> str:
-        r = api.post(f"{url}/api/tenants/{tenant}/profiles", json={
-            "name": f"bench {uuid.uuid4().hex}", "username": "admin@contoso.onmicrosoft.com",
-            "password": "Demo-Passw0rd!"})
+        body = {"name": f"bench {uuid.uuid4().hex}", "username": "admin@contoso.onmicrosoft.com",
+                "password": "Demo-Passw0rd!"}
+        for _ in range(3):  # as a portal does: a 503 says when to come back
+            r = api.post(f"{url}/api/tenants/{tenant}/profiles", json=body)
+            if r.status_code != 503:
+                break
+            retried.append(r.json().get("detail"))
+            time.sleep(int(r.headers.get("Retry-After", "1")))
         assert r.status_code == 201, r.text
         return r.json()["id"]
 
     t = time.perf_counter()
     with ThreadPoolExecutor(16) as pool:
         ids = list(pool.map(create, range(count)))
-    out(f"created {len(ids)} profiles in {time.perf_counter() - t:.1f} s")
+    out(f"created {len(ids)} profiles in {time.perf_counter() - t:.1f} s"
+        + (f" ({len(retried)} answered 503 first and were sent again: {sorted(set(retried))})" if retried else ""))
     return ids
 
 
