@@ -381,6 +381,7 @@ class FakeWorkQueue(_Dependency, WorkQueue):
     def __init__(self):
         self.sent = []  # (WorkMessage, delay)
         self.poison = []
+        self.waiting = None  # what backlog() says (None: the messages sent)
 
     def send(self, message, *, delay_seconds=0):
         self._check()
@@ -395,6 +396,10 @@ class FakeWorkQueue(_Dependency, WorkQueue):
     def send_to_poison(self, text):
         self._check()
         self.poison.append(text)
+
+    def backlog(self):
+        self._check()
+        return len(self.sent) if self.waiting is None else self.waiting
 
 
 class FakeExplanationQueue(_Dependency, ExplanationQueue):

@@ -157,7 +157,8 @@ def measure(stack: dict, *, profiles: int = 2000, latency: int = 100, instances:
             "worker_cpu_ms_per_validation": cpu * 1000 / job["done"], "enqueue_s": enqueued,
             "per_profile_ms": wall * 1000 / job["done"], "status_p50_ms": status_p50, "profile_get_p50_ms": get_p50,
             "upstream_per_validation": upstream / job["done"], "host_cores_busy": cpu / wall,
-            "azurite_cores_busy": azurite_cpu / wall, "concurrency": concurrency}
+            "azurite_cores_busy": azurite_cpu / wall, "concurrency": concurrency,
+            "azurite_cpu_ms_per_validation": azurite_cpu * 1000 / job["done"]}
 
 
 def measure_growth(stack: dict, sizes: tuple[int, ...], *, latency: int = 100, out=print) -> dict:
@@ -176,9 +177,12 @@ def measure_growth(stack: dict, sizes: tuple[int, ...], *, latency: int = 100, o
     growth = max(r["per_profile_ms"] for r in runs[1:]) / runs[0]["per_profile_ms"]
     (first_count, first_mb), (last_count, last_mb) = rss[1], rss[-1]
     times = " -> ".join(f"{r['per_profile_ms']:.1f} ms" for r in runs)
+    cpu = " -> ".join(f"{r['worker_cpu_ms_per_validation']:.0f}/{r['azurite_cpu_ms_per_validation']:.0f} ms"
+                      for r in runs)
     out(f"per-profile time {times} for "
         f"{' -> '.join(str(s) for s in sizes)} profiles (growth {growth:.2f}); host RSS {first_mb:.1f} MB after "
         f"{first_count} validations, {last_mb:.1f} MB after {last_count}")
+    out(f"CPU per validation, host/Azurite: {cpu}")
     return {"runs": runs, "largest": runs[-1], "per_profile_time_growth": round(growth, 2),
             "rss": [{"validations": n, "mb": round(mb, 1)} for n, mb in rss],
             "rss_growth_mb": round(last_mb - first_mb, 1)}

@@ -42,6 +42,13 @@ class QueueWorkQueue(WorkQueue):
             list(pool.map(lambda pair: self.send(pair[0], delay_seconds=pair[1]), pairs))
         return len(pairs)
 
+    def backlog(self) -> int:
+        """The queue's ``x-ms-approximate-messages-count`` (Get Queue Metadata)."""
+        try:
+            return int(self._queue.get_queue_properties().approximate_message_count or 0)
+        except AzureError as exc:
+            raise unavailable(exc, QUEUE_STORAGE) from exc
+
     def send_to_poison(self, text: str) -> None:
         """Park a message that can never be processed, as the host would after maxDequeueCount."""
         if self._poison is None:

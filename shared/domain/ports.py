@@ -293,6 +293,10 @@ class WorkQueue(Pingable):
     def send_to_poison(self, text: str) -> None:
         """Park a message that can never be processed, as the host does after maxDequeueCount."""
 
+    @abc.abstractmethod
+    def backlog(self) -> int:
+        """About how many messages wait in the work queue (visible or not): one round trip."""
+
 
 class WebhookEventLog(Pingable):
     """Event ids already processed, per portal (the de-duplication memory).

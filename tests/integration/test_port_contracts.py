@@ -519,6 +519,13 @@ def test_work_send_many_counts_and_sends_every_pair(work):
     assert work.port.send_many([]) == 0
 
 
+def test_work_backlog_counts_visible_and_delayed_messages(work):
+    assert work.port.backlog() == 0
+    work.port.send_many([(work_message(i), 0) for i in range(3)] + [(work_message(9), 300)])
+    assert work.port.backlog() == 4
+    assert_down(work.down().backlog, work)
+
+
 def test_work_poison(work):
     work.port.send_to_poison("not json")
     assert work.poison() == ["not json"] and work.visible() == []

@@ -348,3 +348,24 @@ def test_a_chunk_of_an_unknown_job_is_dropped_and_sends_nothing(world):
     chunk = FanoutMessage(T, "no-such-job", tuple(ids), Reason.BATCH, "c")
     assert jobs.process(chunk.to_json(), dequeue_count=1) == "unknownJob"
     assert jobs.work.sent == [] and probe.methods() == []
+
+
+def test_a_chunk_waits_while_the_queue_is_full_and_expands_once_it_is_not(world):
+    from shared.domain.jobs import FanoutMessage
+    from shared.services.jobs import FANOUT_BACKLOG, FANOUT_DEFER_SECONDS
+
+    jobs, probe, ids = world
+    jobs.create_job(T, Selection(profile_ids=tuple(ids)), correlation_id="c")
+    chunk, _ = jobs.work.sent.pop(0)
+    jobs.work.waiting = FANOUT_BACKLOG + 1  # another job's messages fill the queue
+    assert jobs.process(chunk.to_json(), dequeue_count=1) == "deferred"
+    (again, delay), = jobs.work.sent
+    assert isinstance(again, FanoutMessage) and again.profile_ids == chunk.profile_ids
+    assert delay == FANOUT_DEFER_SECONDS
+    jobs.work.sent.clear()
+    assert jobs.process(chunk.to_json(), dequeue_count=2) == "fannedOut"  # a redelivery never waits
+    jobs.work.sent.clear()
+    jobs.work.waiting = FANOUT_BACKLOG
+    assert jobs.process(again.to_json(), dequeue_count=1) == "fannedOut"
+    assert sorted(m.profile_id for m, _ in jobs.work.sent) == sorted(ids)
+    assert not any(m.claim for m, _ in jobs.work.sent)  # the deferred chunk had never been expanded
