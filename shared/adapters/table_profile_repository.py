@@ -14,14 +14,15 @@ import base64
 import hashlib
 import json
 import threading
+from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterator
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (AzureError, HttpResponseError,
                                    ResourceModifiedError, ResourceNotFoundError, ServiceRequestError,
                                    ServiceResponseError)
-from azure.data.tables import TableTransactionError, UpdateMode
+from azure.data.tables import UpdateMode
 
 from shared.adapters.storage import TABLE_STORAGE, TableAdapter, storage_errors
 from shared.domain.errors import (DependencyUnavailable, FieldError, InvalidInput, NameConflict, PreconditionFailed,
@@ -184,6 +185,21 @@ def _changed_columns(row: Any, entity: dict[str, Any]) -> dict[str, Any] | None:
     return {"PartitionKey": entity["PartitionKey"], "RowKey": entity["RowKey"], **changed}
 
 
+@contextmanager
+def _write_errors() -> Iterator[None]:
+    """A write's refusals (412, 404, 409: :func:`_write_refused`) and outages as the domain names
+    them; a transaction's error (``TableTransactionError``) is an ``HttpResponseError`` too."""
+    try:
+        yield
+    except HttpResponseError as exc:
+        refused = _write_refused(exc)
+        if refused is None:
+            raise
+        raise refused from exc
+    except (ServiceRequestError, ServiceResponseError) as exc:
+        raise _unavailable(exc) from exc
+
+
 class TableProfileRepository(TableAdapter, ProfileRepository):
     def __init__(self, table):
         super().__init__(table)
@@ -191,15 +207,8 @@ class TableProfileRepository(TableAdapter, ProfileRepository):
         self._read = threading.local()
 
     def _transaction(self, operations: list) -> list:
-        try:
+        with _write_errors():
             return self._table.submit_transaction(operations)
-        except TableTransactionError as exc:
-            refused = _write_refused(exc)
-            if refused is None:
-                raise
-            raise refused from exc
-        except (ServiceRequestError, ServiceResponseError) as exc:
-            raise _unavailable(exc) from exc
 
     def _write_row(self, entity: dict[str, Any], etag: str) -> dict[str, Any]:
         """Write one profile row as ``entity`` if its ETag is still ``etag``: a merge of the changed
@@ -210,17 +219,10 @@ class TableProfileRepository(TableAdapter, ProfileRepository):
         if (row is not None and row.metadata.get("etag") == etag and row.get("PartitionKey") == entity["PartitionKey"]
                 and row.get("RowKey") == entity["RowKey"]):
             changed = _changed_columns(row, entity)  # the row is that version: the ETag says so
-        try:
+        with _write_errors():
             return self._table.update_entity(changed if changed is not None else entity,
                                              mode=UpdateMode.MERGE if changed is not None else UpdateMode.REPLACE,
                                              etag=etag, match_condition=MatchConditions.IfNotModified)
-        except HttpResponseError as exc:
-            refused = _write_refused(exc)
-            if refused is None:
-                raise
-            raise refused from exc
-        except (ServiceRequestError, ServiceResponseError) as exc:
-            raise _unavailable(exc) from exc
 
     def add(self, profile: ServiceAccountProfile) -> ServiceAccountProfile:
         name_row = {"PartitionKey": profile.tenant_id, "RowKey": _name_row_key(profile.name),
