@@ -45,6 +45,7 @@ import logging
 import threading
 import uuid
 from collections import OrderedDict
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import Enum
@@ -103,25 +104,12 @@ class WorkResult(str, Enum):
 
 @dataclass
 class _Write:
-    """One item write waiting for its job's group commit."""
+    """One item write waiting for its job's group commit; ``outcome`` gets its new ETag or error."""
 
     before: JobItem | None
     after: JobItem
     etag: str | None
-    done: bool = False
-    etag_after: str | None = None
-    error: BaseException | None = None
-
-    def succeed(self, etag: str) -> None:
-        self.done, self.etag_after = True, etag
-
-    def fail(self, exc: BaseException) -> None:
-        self.done, self.error = True, exc
-
-    def result(self) -> str:
-        if self.error is not None:
-            raise self.error
-        return self.etag_after or ""
+    outcome: Future = field(default_factory=Future)
 
 
 @dataclass
@@ -332,10 +320,10 @@ class JobServices:
         job_id = after.job_id
         with self._commit:
             self._pending.setdefault(job_id, []).append(write)
-            while not write.done and job_id in self._committing:
+            while not write.outcome.done() and job_id in self._committing:
                 self._commit.wait()
-            if write.done:
-                return write.result()
+            if write.outcome.done():
+                return write.outcome.result()
             batch = self._take(job_id)
             self._committing.add(job_id)
             # a tally evicted while its job still runs comes back as a new shard (never overwriting)
@@ -349,7 +337,7 @@ class JobServices:
                     self._tallies.popitem(last=False)
                 self._committing.discard(job_id)
                 self._commit.notify_all()
-        return write.result()
+        return write.outcome.result()
 
     def _take(self, job_id: str) -> list["_Write"]:
         """Up to :data:`ITEMS_PER_WRITE` waiting writes of the job, one per item (a second write of
@@ -376,17 +364,17 @@ class JobServices:
             etags = self.jobs.write_items(job_id, [(w.after, w.etag) for w in batch], counted)
         except PreconditionFailed as exc:
             if len(batch) == 1:
-                batch[0].fail(exc)
+                batch[0].outcome.set_exception(exc)
                 return tally
             for w in batch:
                 tally = self._commit_batch(job_id, [w], tally)
             return tally
         except Exception as exc:
             for w in batch:
-                w.fail(exc)
+                w.outcome.set_exception(exc)
             return tally
         for w, etag in zip(batch, etags):
-            w.succeed(etag)
+            w.outcome.set_result(etag)
         return counted
 
     def process_poison(self, text: str) -> WorkResult:
