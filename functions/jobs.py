@@ -1,6 +1,6 @@
 """Batch checks (HTTP + queue worker + poison), scheduled revalidation and the outcome outbox relay.
 
-The ``validation-requests`` worker waits seconds on upstreams per message, so it is ``async def``
+The ``validation-requests`` worker waits seconds on upstreams per profile, so it is ``async def``
 (run on the worker's event loop) and does its work on the bounded
 :data:`shared.executors.QUEUE_VALIDATION` executor, never in the worker's thread pool, which the
 quick triggers need (issue 12, point 4; see :mod:`shared.executors`).
@@ -9,8 +9,11 @@ Each message is handled in a CONSUMER span that continues the ``traceparent`` th
 (the job's HTTP request, or the fan-out that sent it); the scheduled run is the root span of the
 jobs it creates (:mod:`shared.telemetry`).
 """
+import asyncio
+import functools
 import logging
 import uuid
+from collections import Counter
 from datetime import datetime, timezone
 
 import azure.functions as func
@@ -40,12 +43,26 @@ def get_validation_job(req: func.HttpRequest, cid: str) -> func.HttpResponse:
 
 @bp.queue_trigger(arg_name="msg", queue_name=names.VALIDATION_REQUESTS_QUEUE, connection=names.STORAGE_CONNECTION)
 async def validation_worker(msg: func.QueueMessage) -> None:
+    """One message: a work group's profiles are validated at the same time, each in its own
+    consumer span. The message fails (the host retries it) if any of them raised, after all ran:
+    on the retry the finished ones are duplicates that count nothing."""
     text = msg.get_body().decode("utf-8")
-    result = await executors.run_blocking(
-        executors.QUEUE_VALIDATION, telemetry.consume, names.VALIDATION_REQUESTS_QUEUE, text,
-        lambda: services().jobs.process(text, dequeue_count=msg.dequeue_count), message_id=msg.id,
-        dequeue_count=msg.dequeue_count)
-    log.info("work message %s: %s", msg.id, result.value)
+    members = services().jobs.members(text)
+    results = await asyncio.gather(*(executors.run_blocking(
+        executors.QUEUE_VALIDATION, telemetry.consume, names.VALIDATION_REQUESTS_QUEUE, member,
+        functools.partial(_process, member, msg.dequeue_count), message_id=msg.id,
+        dequeue_count=msg.dequeue_count) for member in members), return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    counts = Counter(r.value for r in results if not isinstance(r, BaseException))
+    log.info("work message %s: %s", msg.id, ", ".join(
+        [f"{n} {value}" if len(members) > 1 else value for value, n in counts.items()]
+        + ([f"{len(failures)} raised"] if failures else [])))
+    if failures:
+        raise failures[0]
+
+
+def _process(text: str, dequeue_count: int | None):
+    return services().jobs.process(text, dequeue_count=dequeue_count)
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=names.VALIDATION_REQUESTS_QUEUE + "-poison",

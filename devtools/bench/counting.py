@@ -101,7 +101,7 @@ def counted_services(connection_string: str, policy: CountingPolicy, **adapters:
 
 def batch_round_trips(connection_string: str, profiles: int = 20) -> tuple[Any, Any, Counter[str]]:
     """Storage calls of ``profiles`` batch validations, worker side: a job over new profiles, its
-    fan-out expanded, then every per-profile message given to ``JobServices.process`` (fakes for Key
+    fan-out expanded, then each profile of its work groups given to ``JobServices.process`` (fakes for Key
     Vault and Microsoft 365, which are not storage). Returns (services, the job's summary, counts)."""
     import uuid
 
@@ -125,13 +125,14 @@ def batch_round_trips(connection_string: str, profiles: int = 20) -> tuple[Any, 
     for m in list(inbox.receive_messages(max_messages=32)):
         services.jobs.process(m.content, dequeue_count=m.dequeue_count)
         inbox.delete_message(m)
-    per_profile: list = []
-    while len(per_profile) < profiles:
-        per_profile += list(inbox.receive_messages(max_messages=32))
+    groups: list = []
+    while sum(len(services.jobs.members(g.content)) for g in groups) < profiles:
+        groups += list(inbox.receive_messages(max_messages=32))
     policy.reset()
-    for m in per_profile:  # one at a time: the group commit of concurrent final writes is not counted
-        services.jobs.process(m.content, dequeue_count=m.dequeue_count)
+    for g in groups:  # one at a time: the group commit of concurrent final writes is not counted
+        for member in services.jobs.members(g.content):
+            services.jobs.process(member, dequeue_count=g.dequeue_count)
     counts = policy.snapshot()
-    for m in per_profile:
-        inbox.delete_message(m)
+    for g in groups:
+        inbox.delete_message(g)
     return services, summary, counts

@@ -4,7 +4,7 @@ Entra / Graph request, run by the queue worker on the local host.
 Prints the job's wall time (202 to completed), validations/s, and the ratio to the bound that the
 host's configured concurrency and the simulator's latency allow:
 bound = concurrency / (upstream requests per validation x latency), where concurrency is what the
-host runs at once: min(worker threads, batchSize + newBatchThreshold).
+host runs at once: min(worker threads, (batchSize + newBatchThreshold) x profiles per work group).
 
     python -m devtools.bench.jobs [--profiles 2000] [--latency 100]
 """
@@ -17,6 +17,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from devtools.bench.stack import running_stack
+from shared.domain.jobs import WORK_GROUP
 
 TENANT = "11111111-1111-4111-8111-111111111111"
 UPSTREAM_PER_VALIDATION = 2  # modern path: token + memberOf (see shared/services/validation.py)
@@ -107,9 +108,11 @@ def measure(stack: dict, *, profiles: int = 2000, latency: int = 100, instances:
     api, url, control = stack["api"], stack["url"], stack["sim"].control
     queues = stack["host_json"]["extensions"]["queues"]
     threads = int(host_settings(stack).get("QUEUE_VALIDATION_THREAD_COUNT") or 24)
-    # each worker process has its own executor; the host fetches batchSize + newBatchThreshold at most
+    # each worker process has its own executor; the host fetches batchSize + newBatchThreshold messages
+    # at most, each a work group of WORK_GROUP profiles validated at once
     workers = worker_processes(stack)
-    concurrency = instances * min(threads * workers, queues["batchSize"] + queues["newBatchThreshold"])
+    concurrency = instances * min(threads * workers,
+                                  (queues["batchSize"] + queues["newBatchThreshold"]) * WORK_GROUP)
     tenant = tenant or TENANT
     ids = ids[:profiles] if ids is not None else create_profiles(api, url, tenant, profiles, out=out)
     for _ in range(worker_processes(stack)):  # each worker process in turn
@@ -149,8 +152,8 @@ def measure(stack: dict, *, profiles: int = 2000, latency: int = 100, instances:
     out(f"  machine: {instances} host process(es) {cpu / wall:.2f} + Azurite {azurite_cpu / wall:.2f} + simulator "
         f"and this script {own_cpu / wall:.2f} = {(cpu + azurite_cpu + own_cpu) / wall:.2f} of {os.cpu_count()} "
         f"cores busy")
-    out(f"  bound = concurrency {concurrency} ({instances} x min(threads x worker processes, batchSize + "
-        f"newBatchThreshold)) / "
+    out(f"  bound = concurrency {concurrency} ({instances} x min(threads x worker processes, (batchSize + "
+        f"newBatchThreshold) x {WORK_GROUP})) / "
         f"({UPSTREAM_PER_VALIDATION} x {latency} ms) = {bound:.1f} validations/s -> ratio {rate / bound:.2f}")
     out(f"  job status GET p50 {status_p50:.1f} ms; profile GET p50 {get_p50:.1f} ms")
     return {"profiles": job["total"], "wall_s": wall, "rate": rate, "ratio_to_bound": rate / bound,

@@ -1,7 +1,8 @@
 """Batch checks and scheduled revalidation over the ``validation-requests`` queue.
 
 Fan-out: a job is created as its row plus one fan-out message per 250 profiles; the worker turns
-each into one message per profile. Exactness under redelivery: each (job, profile) gets one item
+each into work groups of 8 profiles (:class:`WorkGroup`), and validates a group's profiles at the
+same time, each by the rules of a message of its own (:meth:`JobServices.members`). Exactness under redelivery: each (job, profile) gets one item
 row, written final once (an insert cannot succeed twice; an update is under the claim's ETag), and
 counted in the same atomic write, so a copy of the message that arrives later finds the item final
 and counts nothing.
@@ -52,8 +53,8 @@ from enum import Enum
 from typing import Callable
 
 from shared.domain.errors import NotFound, PreconditionFailed, ProfileNotFound, SecretMissing
-from shared.domain.jobs import (FANOUT_CHUNK, ITEMS_PER_WRITE, FanoutMessage, ItemState, Job, JobItem, JobSummary,
-                                JobTally, Reason, Selection, WorkMessage, summarize_tallies)
+from shared.domain.jobs import (FANOUT_CHUNK, ITEMS_PER_WRITE, WORK_GROUP, FanoutMessage, ItemState, Job, JobItem,
+                                JobSummary, JobTally, Reason, Selection, WorkGroup, WorkMessage, summarize_tallies)
 from shared.domain.ports import JobRepository, ProfileRepository, WorkQueue
 from shared.services.validation import Publish, ValidationService
 from shared.telemetry import current_traceparent, current_tracestate
@@ -72,7 +73,7 @@ CLAIM_MARGIN_SECONDS = 15
 #: tenant's 10,000-profile job does not put 10,000 messages ahead of everyone else's work (chunks
 #: of all jobs take turns), and the queue stays short (the emulator's queue operations cost in
 #: proportion to its length: Azurite 3.37, measured in the README).
-FANOUT_BACKLOG = 2 * FANOUT_CHUNK
+FANOUT_BACKLOG = 2 * -(-FANOUT_CHUNK // WORK_GROUP)  # messages: two chunks' worth of work groups
 #: How long a chunk that found the queue full waits before it looks again.
 FANOUT_DEFER_SECONDS = 5
 #: Delay before a copy that found its item claimed by another worker looks again.
@@ -85,6 +86,7 @@ class WorkResult(str, Enum):
 
     POISONED = "poisoned"
     FANNED_OUT = "fannedOut"
+    GROUP = "group"
     DEFERRED = "deferred"
     UNKNOWN_JOB = "unknownJob"
     DUPLICATE = "duplicate"
@@ -196,9 +198,26 @@ class JobServices:
                 return WorkResult.DEFERRED
             sent = self.work.send_many(msg.expand(traceparent=current_traceparent(), tracestate=current_tracestate(),
                                                   claim=again))
-            log.info("fanned out %d work messages", sent, extra={"correlation_id": msg.correlation_id,
+            log.info("fanned out %d work groups", sent, extra={"correlation_id": msg.correlation_id,
                                                                   "job_id": msg.job_id})
             return WorkResult.FANNED_OUT
+        if isinstance(msg, WorkGroup):  # one after another here; the trigger runs members() at once
+            for member in msg.messages():
+                self._process_one(member, dequeue_count)
+            return WorkResult.GROUP
+        return self._process_one(msg, dequeue_count)
+
+    def members(self, text: str) -> list[str]:
+        """The messages one queue message stands for: a work group's, one per profile (each
+        handled by :meth:`process` as if it had been sent alone, so they can run at the same time),
+        else the message itself (also when it cannot be read: :meth:`process` poisons it)."""
+        try:
+            msg = WorkMessage.from_json(text)
+        except (ValueError, KeyError, TypeError):
+            return [text]
+        return [m.to_json() for m in msg.messages()] if isinstance(msg, WorkGroup) else [text]
+
+    def _process_one(self, msg: WorkMessage, dequeue_count: int | None) -> WorkResult:
         if msg.job_id is None:
             return self._validate(msg, None, None)
         item = JobItem(msg.job_id, msg.profile_id)
@@ -383,8 +402,8 @@ class JobServices:
             msg = WorkMessage.from_json(text)
         except (ValueError, KeyError, TypeError):
             return WorkResult.UNREADABLE
-        if isinstance(msg, FanoutMessage):
-            # The chunk could not be expanded: every profile in it is an error of the job.
+        if isinstance(msg, (FanoutMessage, WorkGroup)):
+            # The chunk or group could not be handled: every profile in it is an error of the job.
             marked = [self._poison_item(msg.job_id, pid, msg.correlation_id) for pid in msg.profile_ids]
             return WorkResult.ERROR if WorkResult.ERROR in marked else WorkResult.ALREADY_FINAL
         if msg.job_id is None:

@@ -1,6 +1,6 @@
 """Storage round trips of one batch validation, counted on the SDK clients' pipelines (worker side:
-what ``JobServices.process`` sends for one per-profile message; the host's own receive and delete
-of the message come on top)."""
+what ``JobServices.process`` sends for one profile of a work group; the host's own receive and
+delete of the group's message come on top, an eighth per validation)."""
 from __future__ import annotations
 
 import pytest

@@ -48,13 +48,23 @@ def status(jobs, job):
 
 
 def fan_out(jobs):
-    """Let the worker expand the job's fan-out chunks into per-profile messages."""
+    """Let the worker expand the job's fan-out chunks into work groups, and leave in the queue the
+    per-profile messages the groups stand for (``JobServices.members``; groups have tests of their own)."""
     from shared.domain.jobs import FanoutMessage
 
     chunks = [m for m, _ in jobs.work.sent if isinstance(m, FanoutMessage)]
     jobs.work.sent = [(m, d) for m, d in jobs.work.sent if not isinstance(m, FanoutMessage)]
     for chunk in chunks:
         assert jobs.process(chunk.to_json()) == "fannedOut"
+    as_members(jobs)
+
+
+def as_members(jobs):
+    """Replace the work groups in the queue by the per-profile messages they stand for."""
+    from shared.domain.jobs import WorkGroup
+
+    jobs.work.sent = [(one, d) for m, d in jobs.work.sent
+                      for one in (m.messages() if isinstance(m, WorkGroup) else [m])]
 
 
 def run_all(jobs):
@@ -222,6 +232,7 @@ def test_a_first_delivery_validates_without_a_claim_and_a_redelivery_counts_noth
     job = jobs.create_job(T, Selection(all=True), correlation_id="c")
     chunk, _ = jobs.work.sent.pop(0)
     assert jobs.process(chunk.to_json(), dequeue_count=1) == "fannedOut"
+    as_members(jobs)
     messages = [m for m, _ in jobs.work.sent]
     assert not any(m.claim for m in messages)
     for m in messages:
@@ -239,6 +250,7 @@ def test_copies_that_may_exist_claim_first(counted):
     jobs.create_job(T, Selection(profile_ids=tuple(ids[:1])), correlation_id="c")
     chunk, _ = jobs.work.sent.pop(0)
     assert jobs.process(chunk.to_json(), dequeue_count=2) == "fannedOut"  # a redelivered chunk
+    as_members(jobs)
     (msg, _), = jobs.work.sent
     assert msg.claim and WorkMessage.from_json(msg.to_json()).claim
     jobs.work.sent.clear()
@@ -257,6 +269,7 @@ def test_an_unclaimed_copy_that_finds_the_item_claimed_finishes_it_once(counted)
     job = jobs.create_job(T, Selection(profile_ids=tuple(ids[:1])), correlation_id="c")
     chunk, _ = jobs.work.sent.pop(0)
     jobs.process(chunk.to_json(), dequeue_count=1)
+    as_members(jobs)
     (msg, _), = jobs.work.sent
     # a claimed copy is running elsewhere (its claim is the item) while this first delivery ends
     claim_etag = jobs.jobs.create_item(JobItem(msg.job_id, msg.profile_id),
@@ -280,6 +293,7 @@ def test_two_unclaimed_copies_in_flight_at_once_count_once(counted):
     job = jobs.create_job(T, Selection(profile_ids=tuple(ids[:1])), correlation_id="c")
     chunk, _ = jobs.work.sent.pop(0)
     jobs.process(chunk.to_json(), dequeue_count=1)
+    as_members(jobs)
     (msg, _), = jobs.work.sent
     stored = jobs.profiles.get(T, msg.profile_id)
     assert jobs.process(msg.to_json(), dequeue_count=1) == "passed"
@@ -367,5 +381,6 @@ def test_a_chunk_waits_while_the_queue_is_full_and_expands_once_it_is_not(world)
     jobs.work.sent.clear()
     jobs.work.waiting = FANOUT_BACKLOG
     assert jobs.process(again.to_json(), dequeue_count=1) == "fannedOut"
+    as_members(jobs)
     assert sorted(m.profile_id for m, _ in jobs.work.sent) == sorted(ids)
     assert not any(m.claim for m, _ in jobs.work.sent)  # the deferred chunk had never been expanded

@@ -152,11 +152,10 @@ def test_a_job_is_one_trace_from_the_request_through_its_messages_to_its_events(
     assert chunk.name == "process validation-requests" and chunk.parent.span_id == server.context.span_id
     assert chunk.attributes["m365.result"] == "fannedOut" and chunk.attributes["m365.job_id"] == fanout.job_id
 
-    per_profile = [m for m, _ in app.work.sent]
-    assert sorted(m.profile_id for m in per_profile) == sorted(pids)
-    assert {ids(m.traceparent) for m in per_profile} == {(TRACE, hexid(chunk.context.span_id, 16))}
-    for message in per_profile:
-        deliver(app, "validation_worker", message)
+    (group, _), = app.work.sent  # one work group: its profiles are validated at once, a span each
+    assert sorted(group.profile_ids) == sorted(pids)
+    assert ids(group.traceparent) == (TRACE, hexid(chunk.context.span_id, 16))
+    deliver(app, "validation_worker", group)
 
     events = queue.events()
     assert len(events) == 2 and {e["type"] for e in events} == {VALIDATION_OUTCOME}
