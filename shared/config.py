@@ -84,7 +84,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Threads per worker process for the Validation Tests an admin waits for (validateProfile, "
             "validationTest), apart from the worker's own pool (shared/executors.py).", "16"),
     Setting("QUEUE_VALIDATION_THREAD_COUNT",
-            "Threads per worker process for queued Validation Tests (host.json batchSize + newBatchThreshold).",
+            "Threads per worker process for queued Validation Tests (one per profile of the work groups in flight).",
             "24"),
     Setting("WEBHOOK_PORTALS",
             "Portals allowed to send signed webhooks and the tenants each may act for: "

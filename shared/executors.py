@@ -23,9 +23,11 @@ Classes and their sizes (threads per worker process):
 - :data:`HTTP_VALIDATION`: ``validateProfile`` and ``validationTest`` (an admin waits for them);
   ``HTTP_VALIDATION_THREAD_COUNT``, default 16;
 - :data:`QUEUE_VALIDATION`: the ``validation-requests`` worker (batch and scheduled jobs);
-  ``QUEUE_VALIDATION_THREAD_COUNT``, default 24 (host.json ``batchSize`` 16 + ``newBatchThreshold``
-  8: every message the host has in flight gets a thread). A 500-profile job therefore never delays
-  an interactive Validation Test, nor the other way round.
+  ``QUEUE_VALIDATION_THREAD_COUNT``, default 24: a message is a work group of up to 8 profiles,
+  each on a thread, and the host keeps up to 12 messages (host.json ``batchSize`` 8 +
+  ``newBatchThreshold`` 4) in flight, so two worker processes' 48 threads are always busy with
+  another batch of messages in reserve. A 500-profile job therefore never delays an interactive
+  Validation Test, nor the other way round.
 
 Past its size, a class's calls wait in its executor's queue (in order), not in another class's.
 """

@@ -384,3 +384,25 @@ def test_a_chunk_waits_while_the_queue_is_full_and_expands_once_it_is_not(world)
     as_members(jobs)
     assert sorted(m.profile_id for m, _ in jobs.work.sent) == sorted(ids)
     assert not any(m.claim for m, _ in jobs.work.sent)  # the deferred chunk had never been expanded
+
+
+def test_a_status_read_reads_the_job_row_and_its_tallies_at_the_same_time(world):
+    """Each read waits until the other has started (a barrier): one after the other would time out."""
+    jobs, probe, ids = world
+    job = jobs.create_job(T, Selection(all=True), correlation_id="c")
+    fan_out(jobs)
+    run_all(jobs)
+    both = threading.Barrier(2, timeout=5)
+    real_get, real_tallies = jobs.jobs.get, jobs.jobs.tallies
+    jobs.jobs.get = lambda tenant, job_id: (both.wait(), real_get(tenant, job_id))[1]
+    jobs.jobs.tallies = lambda job_id: (both.wait(), real_tallies(job_id))[1]
+    assert status(jobs, job)["done"] == 3
+
+
+def test_a_status_read_of_another_tenants_job_is_not_found(world):
+    from shared.domain.errors import NotFound
+
+    jobs, probe, ids = world
+    job = jobs.create_job(T, Selection(all=True), correlation_id="c")
+    with pytest.raises(NotFound):
+        jobs.get_job("22222222-2222-4222-8222-222222222222", job.job.id)
