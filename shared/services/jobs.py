@@ -9,7 +9,10 @@ and counts nothing.
 
 Backpressure: a chunk that finds more than :data:`FANOUT_BACKLOG` messages waiting is sent again
 with a delay instead of expanding (one Get Queue Metadata call per chunk), so chunks of all jobs
-take turns and the queue stays about two chunks long whatever the jobs' sizes.
+take turns and the queue stays about two chunks long whatever the jobs' sizes. A process expands
+one chunk at a time, so that each sees what the one before sent: chunks queue up behind the work
+groups of the chunk before them, so they are delivered together (a 2,000-profile job's seven later
+chunks arrived in one batch, all saw an empty queue, and put 224 work groups in at once).
 
 Claims: the first delivery of a message that has no other copy (dequeue count 1, not re-sent by a
 worker and not from a redelivered fan-out chunk) validates without claiming its item first: its
@@ -135,6 +138,8 @@ class JobServices:
     _pending: dict = field(default_factory=dict)
     _committing: set = field(default_factory=set)
     _commit: threading.Condition = field(default_factory=threading.Condition)
+    #: Fan-out: this process expands one chunk at a time (see "Backpressure" above).
+    _fanout: threading.Lock = field(default_factory=threading.Lock)
 
     # -- creating jobs ----------------------------------------------------------------------
     def select(self, tenant_id: str, selection: Selection) -> list[str]:
@@ -204,11 +209,12 @@ class JobServices:
                 return WorkResult.UNKNOWN_JOB
             # A redelivered chunk sends its messages again: harmless, they claim their items first.
             again = dequeue_count is None or dequeue_count > 1
-            if not again and not msg.spread_step and self.work.backlog() > FANOUT_BACKLOG:
-                self.work.send(msg, delay_seconds=FANOUT_DEFER_SECONDS)  # never expanded: a plain copy
-                return WorkResult.DEFERRED
-            sent = self.work.send_many(msg.expand(traceparent=current_traceparent(), tracestate=current_tracestate(),
-                                                  claim=again))
+            with self._fanout:  # one chunk at a time per process: each sees the groups the last one sent
+                if not again and not msg.spread_step and self.work.backlog() > FANOUT_BACKLOG:
+                    self.work.send(msg, delay_seconds=FANOUT_DEFER_SECONDS)  # never expanded: a plain copy
+                    return WorkResult.DEFERRED
+                sent = self.work.send_many(msg.expand(traceparent=current_traceparent(),
+                                                      tracestate=current_tracestate(), claim=again))
             log.info("fanned out %d work groups", sent, extra={"correlation_id": msg.correlation_id,
                                                                   "job_id": msg.job_id})
             return WorkResult.FANNED_OUT

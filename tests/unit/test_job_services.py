@@ -406,3 +406,34 @@ def test_a_status_read_of_another_tenants_job_is_not_found(world):
     job = jobs.create_job(T, Selection(all=True), correlation_id="c")
     with pytest.raises(NotFound):
         jobs.get_job("22222222-2222-4222-8222-222222222222", job.job.id)
+
+
+
+def test_chunks_delivered_together_expand_one_at_a_time_and_each_sees_the_last(world):
+    """Chunks wait behind the work groups of the chunk before them, so a process gets them in one
+    batch: each must see what the others sent, or all expand into an empty-looking queue."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from shared.domain.jobs import FANOUT_CHUNK, FanoutMessage
+    from shared.services.jobs import FANOUT_BACKLOG
+
+    jobs, probe, ids = world
+    jobs.create_job(T, Selection(profile_ids=tuple(f"p{i}" for i in range(6 * FANOUT_CHUNK))), correlation_id="c")
+    chunks = [m for m, _ in jobs.work.sent]
+    jobs.work.sent.clear()
+    real_backlog = jobs.work.backlog
+
+    def backlog():  # the count, then a round trip's time: every unlocked chunk would look before any sends
+        import time
+
+        waiting = real_backlog()
+        time.sleep(0.05)
+        return waiting
+
+    jobs.work.backlog = backlog
+    with ThreadPoolExecutor(len(chunks)) as pool:
+        results = list(pool.map(lambda c: jobs.process(c.to_json(), dequeue_count=1), chunks))
+    expanded = results.count("fannedOut")
+    groups = [m for m, _ in jobs.work.sent if not isinstance(m, FanoutMessage)]
+    assert expanded == -(-(FANOUT_BACKLOG + 1) // -(-FANOUT_CHUNK // 8)) and results.count("deferred") == 6 - expanded
+    assert len(groups) <= FANOUT_BACKLOG + -(-FANOUT_CHUNK // 8)
