@@ -35,9 +35,9 @@ Storage round trips of one batch validation (worker side; counted by
    round trip per validation.
 
 At most five, plus the claim (an insert) for a delivery that needs one. The job's existence is
-read once per fan-out chunk (250 profiles), not per validation: every per-profile message of a job
-comes from a chunk that found its job. Job status reads the job row and its tallies at the same time: two round trips whatever
-the job's size. (Was: 7.15, then 6 with a claim per message and a transaction per item.)
+read once per fan-out chunk (250 profiles), not per validation: every work group of a job comes
+from a chunk that found its job. Job status reads the job row and its tallies at the same time:
+two round trips whatever the job's size. (Was: 7.15, then 6 with a claim per message and a transaction per item.)
 
 Throttling: an upstream 429/503 with ``Retry-After`` does not fail the message; the worker sends
 a copy with that visibility delay (``throttled`` + 1) and completes the original, so the message
@@ -151,8 +151,8 @@ class JobServices:
     def create_job(self, tenant_id: str, selection: Selection, *, correlation_id: str,
                    reason: Reason = Reason.BATCH, profile_ids: list[str] | None = None,
                    spread_seconds: int = 0) -> JobSummary:
-        """Create the job row, then enqueue its profiles in fan-out chunks (the worker sends one
-        message per profile from each chunk).
+        """Create the job row, then enqueue its profiles in fan-out chunks (the worker sends each
+        chunk's profiles in work groups of eight, or one message per profile when spread).
 
         :param profile_ids: the profiles when the caller has selected them already (scheduled runs).
         :param spread_seconds: spread the per-profile messages' visibility evenly over this
@@ -201,7 +201,7 @@ class JobServices:
             log.error("unreadable work message moved to poison")
             return WorkResult.POISONED
         if isinstance(msg, FanoutMessage):
-            try:  # once per chunk: the per-profile messages it sends are then known to have a job
+            try:  # once per chunk: the work groups it sends are then known to have a job
                 self.jobs.get(msg.tenant_id, msg.job_id)
             except NotFound:
                 log.warning("fan-out message for an unknown job dropped",
