@@ -108,7 +108,7 @@ def test_host_json_defaults_and_timespans():
 def test_the_project_host_json_is_understood():
     config = HostConfig.from_file("host.json")
     assert (config.queues.batch_size, config.queues.new_batch_threshold, config.queues.max_dequeue_count) == \
-        (16, 8, 5)
+        (8, 4, 5)
     assert config.queues.visibility_timeout == 5.0 and config.queues.max_polling_interval == 2.0
 
 
