@@ -99,3 +99,14 @@ class InProcessApp:
             bootstrap._services = previous
         headers = {"Content-Type": f"{resp.mimetype}; charset={resp.charset}", **dict(resp.headers)}
         return Answer(resp.status_code, headers, resp.get_body())
+
+    def run(self, name: str, *args: Any) -> Any:
+        """Call the app's function ``name`` (a queue or timer trigger) as the worker would: an
+        async one on an event loop of its own."""
+        fn = next(f.get_user_function() for f in app_functions() if f.get_user_function().__name__ == name)
+        previous, bootstrap._services = bootstrap._services, self.services
+        try:
+            out = fn(*args)
+            return asyncio.run(out) if inspect.isawaitable(out) else out
+        finally:
+            bootstrap._services = previous

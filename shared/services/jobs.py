@@ -2,10 +2,11 @@
 
 Fan-out: a job is created as its row plus one fan-out message per 250 profiles; the worker turns
 each into work groups of 8 profiles (:class:`WorkGroup`), and validates a group's profiles at the
-same time, each by the rules of a message of its own (:meth:`JobServices.members`). Exactness under redelivery: each (job, profile) gets one item
-row, written final once (an insert cannot succeed twice; an update is under the claim's ETag), and
-counted in the same atomic write, so a copy of the message that arrives later finds the item final
-and counts nothing.
+same time, each by the rules of a message of its own (:meth:`JobServices.members`).
+
+Exactness under redelivery: each (job, profile) gets one item row, written final once (an insert
+cannot succeed twice; an update is under the claim's ETag), and counted in the same atomic write,
+so a copy of the message that arrives later finds the item final and counts nothing.
 
 Backpressure: a chunk that finds more than :data:`FANOUT_BACKLOG` messages waiting is sent again
 with a delay instead of expanding (one Get Queue Metadata call per chunk), so chunks of all jobs
@@ -37,7 +38,8 @@ Storage round trips of one batch validation (worker side; counted by
 At most five, plus the claim (an insert) for a delivery that needs one. The job's existence is
 read once per fan-out chunk (250 profiles), not per validation: every work group of a job comes
 from a chunk that found its job. Job status reads the job row and its tallies at the same time:
-two round trips whatever the job's size. (Was: 7.15, then 6 with a claim per message and a transaction per item.)
+two round trips whatever the job's size. (Was: 7.15, then 6 with a claim per message and a
+transaction per item.)
 
 Throttling: an upstream 429/503 with ``Retry-After`` does not fail the message; the worker sends
 a copy with that visibility delay (``throttled`` + 1) and completes the original, so the message

@@ -8,8 +8,6 @@ relay publishes later. Tracing without an exporter changes no answer, and no spa
 """
 from __future__ import annotations
 
-import asyncio
-import inspect
 import json
 import sys
 import types
@@ -21,7 +19,7 @@ from azure.core.exceptions import ServiceRequestError
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 from opentelemetry.trace import SpanKind
 
-from shared import bootstrap, telemetry
+from shared import telemetry
 from shared.adapters.queue_outcome_publisher import QueueOutcomePublisher
 from shared.adapters.table_validation_history import _from_entity, _to_entity
 from shared.config import Settings
@@ -30,7 +28,7 @@ from shared.domain.diagnosis import AppliedPolicy, ExplainMessage, PolicyFacts, 
 from shared.domain.jobs import FanoutMessage, Reason, WorkMessage
 from shared.domain.ports import ValidationRecord
 from tests.fakes_validation import failed
-from tests.inprocess import InProcessApp, app_functions
+from tests.inprocess import InProcessApp
 
 T = "11111111-1111-4111-8111-111111111111"
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -76,13 +74,7 @@ def app(queue):
 
 def run(app: InProcessApp, name: str, *args):
     """Call the app's function ``name`` (a queue or timer trigger) as the worker would."""
-    fn = next(f.get_user_function() for f in app_functions() if f.get_user_function().__name__ == name)
-    previous, bootstrap._services = bootstrap._services, app.services
-    try:
-        out = fn(*args)
-        return asyncio.run(out) if inspect.isawaitable(out) else out
-    finally:
-        bootstrap._services = previous
+    return app.run(name, *args)
 
 
 def deliver(app: InProcessApp, trigger: str, message) -> None:

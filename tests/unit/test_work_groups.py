@@ -1,19 +1,16 @@
 """Work groups: a job's profiles go out eight to a message, and the worker validates a group's
 profiles at the same time, each by the rules of a message of its own."""
-import asyncio
-import inspect
 import threading
 from dataclasses import dataclass, field
 
 from azure.functions.queue import QueueMessage
 import pytest
 
-from shared import bootstrap
 from shared.domain.errors import DependencyUnavailable
 from shared.domain.jobs import WORK_GROUP, FanoutMessage, Reason, WorkGroup, WorkMessage
 from tests.fakes import FakeHistory
 from tests.fakes_validation import FakeAccountProbe, failed
-from tests.inprocess import InProcessApp, app_functions
+from tests.inprocess import InProcessApp
 
 T = "11111111-1111-4111-8111-111111111111"
 PASSWORD = "Group-Canary-7f3!"
@@ -21,14 +18,8 @@ PASSWORD = "Group-Canary-7f3!"
 
 def run_worker(app: InProcessApp, message, *, dequeue_count: int = 1):
     """The ``validation-requests`` trigger on ``message``, as the worker's event loop runs it."""
-    fn = next(f.get_user_function() for f in app_functions() if f.get_user_function().__name__ == "validation_worker")
     body = message if isinstance(message, str) else message.to_json()
-    previous, bootstrap._services = bootstrap._services, app.services
-    try:
-        out = fn(QueueMessage(id="m-1", body=body.encode(), dequeue_count=dequeue_count))
-        return asyncio.run(out) if inspect.isawaitable(out) else out
-    finally:
-        bootstrap._services = previous
+    return app.run("validation_worker", QueueMessage(id="m-1", body=body.encode(), dequeue_count=dequeue_count))
 
 
 def create_job(app: InProcessApp, n: int) -> tuple[str, list[str]]:
