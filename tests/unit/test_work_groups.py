@@ -170,3 +170,16 @@ def test_a_group_delivered_to_process_runs_its_profiles_in_turn():
     (group,) = expand(app)
     assert app.services.jobs.process(group.to_json(), dequeue_count=1) == "group"
     assert job(app, job_id)["passed"] == 3
+
+
+def test_no_password_in_a_groups_messages_events_or_log_lines(caplog):
+    caplog.set_level("DEBUG")
+    app = InProcessApp()
+    app.probe.answer("sign_in_modern", failed("sign_in_modern", None, status=429, retry_after=30))
+    job_id, ids = create_job(app, 3)
+    (group,) = expand(app)
+    run_worker(app, group)
+    texts = [group.to_json(), *(m.to_json() for m, _ in app.work.sent), *map(repr, app.publisher.published),
+             *map(repr, app.history.records), caplog.text]
+    assert app.work.sent and app.publisher.published
+    assert not [t for t in texts if PASSWORD in t]
