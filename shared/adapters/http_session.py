@@ -13,6 +13,7 @@ import requests
 from azure.core.exceptions import AzureError
 from requests.adapters import HTTPAdapter
 
+from shared.adapters.lean_session import LeanSession
 from shared.cloud import CloudEndpoints, endpoints_for, is_mapped
 from shared.config import Settings
 
@@ -55,8 +56,7 @@ def build_session(settings: Settings, *, pool_maxsize: int = 32) -> requests.Ses
     simulator's CA.
     """
     endpoints = endpoints_for(settings.cloud)
-    session = requests.Session()
-    session.trust_env = False
+    session = LeanSession()
     if endpoints.mapped_hosts:
         adapter: HTTPAdapter = ResolvingAdapter(
             endpoints.mapped_hosts, parse_address(settings.local_cloud_endpoint),

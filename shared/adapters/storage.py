@@ -34,13 +34,13 @@ def _transport():
     machine's proxy/netrc variables (requests otherwise reads ``~/.netrc`` on every call, which was a
     sixth of the queue worker's CPU time). Retries stay with the SDK's policy, as in azure-core's
     own session."""
-    import requests
     from azure.core.pipeline.transport import RequestsTransport
     from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry
 
-    session = requests.Session()
-    session.trust_env = False
+    from shared.adapters.lean_session import LeanSession
+
+    session = LeanSession()
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_MAXSIZE,
                           max_retries=Retry(total=False, redirect=False, raise_on_status=False))
     for scheme in ("http://", "https://"):
