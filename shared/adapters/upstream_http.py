@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from shared.adapters.lean_session import LeanSession
 from shared.domain.probes import CONNECTION_ERROR, DNS_FAILURE, TIMEOUT, TLS_ERROR, ProbeResult
 from shared.domain.validation_test import time_left
 
@@ -266,9 +267,9 @@ def _declares_utf8(content_type: str | None) -> bool:
 
 def _cookieless_view(shared: requests.Session) -> requests.Session:
     """A session on the shared session's connection pools (and TLS settings) whose cookie jar
-    never stores anything. Never ``close()`` it: that would close the shared adapters."""
-    view = requests.Session()
-    view.trust_env = False
+    never stores anything (so its requests keep :class:`LeanSession`'s direct path). Never
+    ``close()`` it: that would close the shared adapters."""
+    view = LeanSession()
     view.verify, view.cert, view.proxies = shared.verify, shared.cert, dict(shared.proxies)
     view.adapters = shared.adapters
     view.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
