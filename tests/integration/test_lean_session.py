@@ -140,17 +140,32 @@ def test_an_azure_core_request_takes_the_direct_path_and_reads_the_answer(prepar
 
 
 @pytest.mark.parametrize("kwargs", [
-    {"data": {"grant_type": "password"}},             # a form (msal's token requests)
+    {"data": {"grant_type": "password", "username": "a@b"}},  # a form (msal's token requests)
+    {"data": [("a", "1"), ("a", "2")], "headers": {"Content-Type": "text/plain"}},
     {"files": {"f": ("a.txt", b"x")}},
-    {"json": {"a": 1}},
-    {"params": {"a": "b c"}},
+    {"json": {"a": "é"}},
+    {"params": {"a": "b c", "d": ["1", "2"]}},
+])
+def test_forms_files_json_and_params_take_the_direct_path_and_send_the_same(prepare_calls, kwargs):
+    with recording() as server:
+        lean = sent_by(LeanSession(), server, "POST", "/x?y=1", allow_redirects=False, **kwargs)
+        assert prepare_calls == []
+        plain = sent_by(plain_session(), server, "POST", "/x?y=1", allow_redirects=False, **kwargs)
+    assert without_boundary(lean) == without_boundary(plain)
+
+
+@pytest.mark.parametrize("kwargs", [
     {"allow_redirects": True},
+    {"hooks": {"response": [lambda r, *a, **k: r]}},
+    {"cookies": {"a": "b"}},
+    {"path": "/x", "userinfo": "user:pass@"},
     {"proxies": {"http": "http://127.0.0.1:9"}, "path": "/"},
     {"auth": ("user", "pass")},
 ])
 def test_anything_else_takes_requests_own_path_and_sends_the_same(prepare_calls, kwargs):
     kwargs = dict(kwargs)
     path = kwargs.pop("path", "/x")
+    userinfo = kwargs.pop("userinfo", "")
     kwargs.setdefault("allow_redirects", False)
     if "proxies" in kwargs:  # a proxy changes where the request goes; only the path taken is compared
         with pytest.raises(requests.ConnectionError):
@@ -158,9 +173,10 @@ def test_anything_else_takes_requests_own_path_and_sends_the_same(prepare_calls,
         assert len(prepare_calls) == 1
         return
     with recording() as server:
+        server.url = server.url.replace("://", "://" + userinfo)
         lean = sent_by(LeanSession(), server, "POST", path, **kwargs)
         plain = sent_by(plain_session(), server, "POST", path, **kwargs)
-    assert len(prepare_calls) == 2 and without_boundary(lean) == without_boundary(plain)
+    assert len(prepare_calls) == 2 and lean == plain
 
 
 def without_boundary(sent: bytes) -> bytes:
