@@ -1,4 +1,5 @@
-"""TableProfileRepository against Azurite: transactions, ETags, name index, paging, isolation."""
+"""TableProfileRepository against Azurite: the name index (creates, orphans, renames), ETags, paging,
+isolation."""
 import uuid
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -7,7 +8,7 @@ import pytest
 from azure.data.tables import TableServiceClient
 
 from shared.adapters.table_profile_repository import TableProfileRepository
-from shared.domain.errors import NameConflict, PreconditionFailed, ProfileNotFound
+from shared.domain.errors import DependencyUnavailable, NameConflict, PreconditionFailed, ProfileNotFound
 from shared.domain.profile import AdminCenter, LastValidation, SecretRef, ServiceAccountProfile
 
 T1, T2 = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"
@@ -49,6 +50,93 @@ def test_names_are_unique_per_tenant_atomically(repo):
     with pytest.raises(NameConflict):
         repo.add(make(name="  backup "))
     repo.add(make(tenant=T2, name="Backup"))
+
+
+def test_a_create_inserts_the_name_row_then_the_profile_row_without_a_transaction(counted):
+    repo, counting = counted
+    p = repo.add(make(name="Two rows"))
+    table = repo._table.table_name
+    assert counting.writes == [f"POST /devstoreaccount1/{table}", f"POST /devstoreaccount1/{table}"]
+    assert repo.get(T1, p.id).etag == p.etag and repo.name_exists(T1, "two rows")
+
+
+def test_of_concurrent_creates_of_one_name_exactly_one_succeeds(repo):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def create(_):
+        try:
+            return repo.add(make(name="Race"))
+        except NameConflict:
+            return None
+
+    with ThreadPoolExecutor(8) as pool:
+        created = [p for p in pool.map(create, range(8)) if p is not None]
+    assert len(created) == 1
+    assert [p.id for p in repo.list(T1).items] == [created[0].id]
+
+
+def test_a_failed_profile_insert_frees_the_name_again(counted):
+    repo, counting = counted
+    original = repo._table.create_entity
+
+    def failing(entity, **kwargs):  # the name row goes through, the profile row does not
+        if entity.get("EntityType") == "profile":
+            from azure.core.exceptions import ServiceRequestError
+            raise ServiceRequestError("injected: connection lost")
+        return original(entity, **kwargs)
+
+    repo._table.create_entity = failing
+    with pytest.raises(DependencyUnavailable):
+        repo.add(make(name="Retry me"))
+    repo._table.create_entity = original
+    assert not repo.name_exists(T1, "Retry me")
+    repo.add(make(name="Retry me"))
+
+
+def _left_behind(repo, name, *, profile_id=None):
+    """A name row without its profile, as a create that stopped between its inserts leaves it."""
+    from shared.adapters.table_profile_repository import _name_row_key
+
+    repo._table.create_entity({"PartitionKey": T1, "RowKey": _name_row_key(name), "EntityType": "name",
+                               "ProfileId": profile_id or str(uuid.uuid4())})
+
+
+def later(repo, minutes):
+    """``repo`` with a clock ``minutes`` ahead (the name rows' ages)."""
+    from datetime import timedelta
+
+    return TableProfileRepository(repo._table, clock=lambda: datetime.now(timezone.utc) + timedelta(minutes=minutes))
+
+
+def test_a_name_left_without_its_profile_is_taken_over_only_after_orphan_after(repo):
+    _left_behind(repo, "Stopped")
+    with pytest.raises(NameConflict):  # it may be a create still under way
+        repo.add(make(name="Stopped"))
+    assert repo.name_exists(T1, "stopped")
+    after = later(repo, 6)
+    assert not after.name_exists(T1, "stopped")
+    p = after.add(make(name="Stopped"))
+    assert after.get(T1, p.id).name == "Stopped" and after.name_exists(T1, "stopped")
+    with pytest.raises(NameConflict):  # now it is p's: old, but its profile exists
+        after.add(make(name="stopped"))
+
+
+def test_of_two_creates_taking_over_one_left_name_only_one_wins(repo, monkeypatch):
+    _left_behind(repo, "Contested")
+    after = later(repo, 6)
+    first = make(name="Contested")
+    is_orphan = after._is_orphan
+
+    def and_meanwhile(row):  # another create takes the row over between our read and our update
+        found = is_orphan(row)
+        monkeypatch.setattr(after, "_is_orphan", is_orphan)
+        later(repo, 6).add(first)
+        return found
+
+    monkeypatch.setattr(after, "_is_orphan", and_meanwhile)
+    with pytest.raises(NameConflict):
+        after.add(make(name="Contested"))
+    assert [p.id for p in repo.list(T1).items] == [first.id]
 
 
 def test_rename_moves_the_name_index_and_etag_guards(repo):
