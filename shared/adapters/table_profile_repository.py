@@ -4,8 +4,10 @@ A name is unique per tenant because its name-index row is inserted before the pr
 creates of one name, only one insert succeeds, and the other create is a name conflict. These are
 two single-row inserts, not an entity-group transaction: a two-row transaction cost 8.9 ms of client
 CPU against 2.3 ms per single insert (the multipart request and response through the ``email``
-package), and creating profiles in bulk (an MSP onboarding thousands) is CPU-bound. If the profile
-insert fails, the name row is deleted again. If the process stops between the two inserts, the name
+package), and creating profiles in bulk (an MSP onboarding thousands) is CPU-bound. A create holds
+the name first (:meth:`TableProfileRepository.reserving`), so a taken name is refused by that insert,
+with no read before it and before any secret or certificate is made. If the profile insert fails,
+the name row is deleted again. If the process stops between the two inserts, the name
 row is left without its profile: such a row, once older than :data:`ORPHAN_AFTER` (far longer than
 a create takes), no longer holds the name; the next create of the name takes the row over
 (conditional on its ETag, so one taker wins). A rename and a delete change several rows at once, so
@@ -49,6 +51,10 @@ ORPHAN_AFTER = timedelta(minutes=5)
 
 def _name_row_key(name: str) -> str:
     return "name-" + hashlib.sha256(name_key(name).encode()).hexdigest()[:48]
+
+
+def _reservation_key(tenant_id: str, name: str, profile_id: str) -> tuple[str, str, str]:
+    return tenant_id, _name_row_key(name), profile_id
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -215,6 +221,8 @@ class TableProfileRepository(TableAdapter, ProfileRepository):
     def __init__(self, table, *, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         super().__init__(table)
         self._clock = clock  # for the age of a name row without its profile (ORPHAN_AFTER)
+        #: Name rows written by :meth:`reserving` for the add() in its block: their ETags.
+        self._reserved: dict[tuple[str, str, str], str] = {}
         #: The profile row this thread read last (:meth:`get`), for the update that follows it.
         self._read = threading.local()
 
@@ -237,24 +245,41 @@ class TableProfileRepository(TableAdapter, ProfileRepository):
                                              etag=etag, match_condition=MatchConditions.IfNotModified)
 
     def add(self, profile: ServiceAccountProfile) -> ServiceAccountProfile:
-        """The name row, then the profile row (module docstring); the name row is deleted again
-        when the profile row cannot be written."""
-        name_etag = self._reserve_name(profile)
+        """The name row (unless :meth:`reserving` holds it already), then the profile row (module
+        docstring); the name row is deleted again when the profile row cannot be written."""
+        name_etag = self._reserved.pop(_reservation_key(profile.tenant_id, profile.name, profile.id), None)
+        if name_etag is None:
+            name_etag = self._reserve_name(profile.tenant_id, profile.name, profile.id)
         try:
             with _write_errors():
                 created = self._table.create_entity(to_entity(profile))
         except BaseException:
-            self._release_name(profile, name_etag)
+            self._release_name(profile.tenant_id, profile.name, name_etag)
             raise
         return _with_etag(profile, created)
 
-    def _reserve_name(self, profile: ServiceAccountProfile) -> str:
+    @contextmanager
+    def reserving(self, tenant_id: str, name: str, profile_id: str) -> Iterator[None]:
+        """The name row first: a taken name fails before the block runs, without a read first."""
+        key = _reservation_key(tenant_id, name, profile_id)
+        self._reserved[key] = self._reserve_name(tenant_id, name, profile_id)
+        try:
+            yield
+        except BaseException:
+            etag = self._reserved.pop(key, None)
+            if etag is not None:  # the block failed before add() took the name row over
+                self._release_name(tenant_id, name, etag)
+            raise
+        finally:
+            self._reserved.pop(key, None)
+
+    def _reserve_name(self, tenant_id: str, name: str, profile_id: str) -> str:
         """Insert the profile's name row, or take over one left without its profile; its ETag.
 
         :raises NameConflict: the name belongs to a profile, or to a create still under way.
         """
-        name_row = {"PartitionKey": profile.tenant_id, "RowKey": _name_row_key(profile.name),
-                    "EntityType": NAME_INDEX, "ProfileId": profile.id}
+        name_row = {"PartitionKey": tenant_id, "RowKey": _name_row_key(name),
+                    "EntityType": NAME_INDEX, "ProfileId": profile_id}
         for _ in range(2):  # a second insert when the conflicting row is gone by the time it is read
             try:
                 with _write_errors():
@@ -263,7 +288,7 @@ class TableProfileRepository(TableAdapter, ProfileRepository):
                 taken = exc
             with storage_errors(TABLE_STORAGE):
                 try:
-                    current = self._table.get_entity(profile.tenant_id, name_row["RowKey"])
+                    current = self._table.get_entity(tenant_id, name_row["RowKey"])
                 except ResourceNotFoundError:
                     continue
             if not self._is_orphan(current):
@@ -274,8 +299,8 @@ class TableProfileRepository(TableAdapter, ProfileRepository):
                                                      etag=current.metadata["etag"],
                                                      match_condition=MatchConditions.IfNotModified)["etag"]
             except PreconditionFailed as exc:  # another create took it over first
-                raise NameConflict(profile.name) from exc
-        raise NameConflict(profile.name) from taken.__cause__
+                raise NameConflict(name) from exc
+        raise NameConflict(name) from taken.__cause__
 
     def _is_orphan(self, name_row: Any) -> bool:
         """Whether ``name_row`` is older than :data:`ORPHAN_AFTER` and its profile row missing."""
@@ -290,11 +315,11 @@ class TableProfileRepository(TableAdapter, ProfileRepository):
                 return True
         return owner.get("EntityType") != PROFILE
 
-    def _release_name(self, profile: ServiceAccountProfile, etag: str) -> None:
+    def _release_name(self, tenant_id: str, name: str, etag: str) -> None:
         """Delete the name row that :meth:`_reserve_name` wrote, if it is still that version; a
         failure leaves it to :data:`ORPHAN_AFTER`."""
         try:
-            self._table.delete_entity(profile.tenant_id, _name_row_key(profile.name), etag=etag,
+            self._table.delete_entity(tenant_id, _name_row_key(name), etag=etag,
                                       match_condition=MatchConditions.IfNotModified)
         except AzureError:
             pass

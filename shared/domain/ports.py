@@ -8,14 +8,16 @@ Validation's own port (``AccountProbe``) lives in :mod:`shared.domain.probes`.
 from __future__ import annotations
 
 import abc
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from shared.domain.jobs import JobTally, Job, JobItem, WorkMessage
 from shared.domain.pool import PoolMember
 from shared.domain.certificates import CertificateInfo
 from shared.domain.diagnosis import ExplainMessage, PolicyFacts, SignInEntry
+from shared.domain.errors import NameConflict
 from shared.domain.probes import Grant
 from shared.domain.profile import LastValidation, Password, SecretRef, ServiceAccountProfile
 
@@ -47,6 +49,19 @@ class ProfileRepository(Pingable):
     @abc.abstractmethod
     def add(self, profile: ServiceAccountProfile) -> ServiceAccountProfile:
         """Insert; raises NameConflict when the name is taken. Returns it with its ETag."""
+
+    @contextmanager
+    def reserving(self, tenant_id: str, name: str, profile_id: str) -> Iterator[None]:
+        """Hold ``name`` for the profile ``profile_id`` while the block prepares it (its secret or
+        certificate) and :meth:`add`s it; raises NameConflict at once when the name is taken, so
+        nothing is prepared for a profile that cannot be saved. If the block fails before the
+        profile is added, the name is free again.
+
+        This default only checks; a store that can hold a name (a row of its own) overrides it.
+        """
+        if self.name_exists(tenant_id, name):
+            raise NameConflict(name)
+        yield
 
     @abc.abstractmethod
     def get(self, tenant_id: str, profile_id: str) -> ServiceAccountProfile:

@@ -74,23 +74,23 @@ class ProfileServices:
         ``profile_id`` lets a signed portal event choose the id (idempotent upserts)."""
         if form.password is None:
             raise ValueError("a new profile needs its password (the contract requires it)")
-        if self.profiles.name_exists(tenant_id, form.name):
-            raise NameConflict(form.name)
         now = self.clock()
         profile_id = profile_id or str(uuid.uuid4())
-        secret = self.secrets.set_secret(profile_secret_name(tenant_id, profile_id), form.password,
-                                         tags=_tags(tenant_id, profile_id))
-        profile = ServiceAccountProfile(
-            id=profile_id, tenant_id=tenant_id, name=form.name, description=form.description,
-            mfa_enabled=form.mfa_enabled, username=form.username, admin_center=form.admin_center,
-            secret=secret, password_updated_at=now, created_at=now, updated_at=now,
-            history=(HistoryEntry(now, "created", f"kind {Kind.MFA.value if form.mfa_enabled else Kind.COMMON.value}"),))
-        try:
-            saved = self.profiles.add(profile)
-        except (ProfileError, Exception):
-            # The secret belongs to a profile id that now never exists: remove it (soft delete).
-            self._best_effort(lambda: self.secrets.delete_secret(secret.name), "delete orphan secret")
-            raise
+        with self.profiles.reserving(tenant_id, form.name, profile_id):  # a taken name: no secret written
+            secret = self.secrets.set_secret(profile_secret_name(tenant_id, profile_id), form.password,
+                                             tags=_tags(tenant_id, profile_id))
+            profile = ServiceAccountProfile(
+                id=profile_id, tenant_id=tenant_id, name=form.name, description=form.description,
+                mfa_enabled=form.mfa_enabled, username=form.username, admin_center=form.admin_center,
+                secret=secret, password_updated_at=now, created_at=now, updated_at=now,
+                history=(HistoryEntry(now, "created",
+                                      f"kind {Kind.MFA.value if form.mfa_enabled else Kind.COMMON.value}"),))
+            try:
+                saved = self.profiles.add(profile)
+            except (ProfileError, Exception):
+                # The secret belongs to a profile id that now never exists: remove it (soft delete).
+                self._best_effort(lambda: self.secrets.delete_secret(secret.name), "delete orphan secret")
+                raise
         log.info("profile created", extra={"correlation_id": correlation_id, "tenant_id": tenant_id,
                                            "profile_id": profile_id, "kind": saved.kind.value})
         return self.view(saved)
@@ -173,20 +173,20 @@ class ProfileServices:
         """Create an app profile: its certificate first (Key Vault generates it with a key that cannot
         be exported, or imports the PFX), then the row. No row, no certificate: if the row write fails
         the certificate is soft-deleted."""
-        if self.profiles.name_exists(tenant_id, form.name):
-            raise NameConflict(form.name)
         now = self.clock()
         profile_id = profile_id or str(uuid.uuid4())
-        certificate = self._new_certificate(tenant_id, profile_id, form.certificate)
-        profile = ServiceAccountProfile(
-            id=profile_id, tenant_id=tenant_id, name=form.name, description=form.description, mfa_enabled=False,
-            username="", admin_center=AdminCenter(), secret=None, password_updated_at=None, created_at=now,
-            updated_at=now, history=(HistoryEntry(now, "created", f"kind app (client id {form.client_id}, "
-                                                              f"certificate {certificate.thumbprint})"),),
-            app=AppRegistration(form.client_id, certificate, workload=form.workload,
-                                sharepoint_url=form.sharepoint_url))
-        with self._orphan_removed(certificate):
-            saved = self.profiles.add(profile)
+        with self.profiles.reserving(tenant_id, form.name, profile_id):  # a taken name: no certificate made
+            certificate = self._new_certificate(tenant_id, profile_id, form.certificate)
+            profile = ServiceAccountProfile(
+                id=profile_id, tenant_id=tenant_id, name=form.name, description=form.description,
+                mfa_enabled=False, username="", admin_center=AdminCenter(), secret=None, password_updated_at=None,
+                created_at=now, updated_at=now,
+                history=(HistoryEntry(now, "created", f"kind app (client id {form.client_id}, "
+                                                      f"certificate {certificate.thumbprint})"),),
+                app=AppRegistration(form.client_id, certificate, workload=form.workload,
+                                    sharepoint_url=form.sharepoint_url))
+            with self._orphan_removed(certificate):
+                saved = self.profiles.add(profile)
         log.info("profile created", extra={"correlation_id": correlation_id, "tenant_id": tenant_id,
                                            "profile_id": profile_id, "kind": Kind.APP.value})
         return self.view(saved)

@@ -60,6 +60,31 @@ def test_a_create_inserts_the_name_row_then_the_profile_row_without_a_transactio
     assert repo.get(T1, p.id).etag == p.etag and repo.name_exists(T1, "two rows")
 
 
+def test_a_reserved_name_is_held_before_the_block_runs_and_add_writes_only_the_profile_row(counted):
+    repo, counting = counted
+    p = make(name="Held")
+    with repo.reserving(T1, "Held", p.id):
+        assert len(counting.writes) == 1 and counting.reads == [] and repo.name_exists(T1, "held")
+        with pytest.raises(NameConflict):  # held for p: another create of the name fails at once
+            with repo.reserving(T1, " held", str(uuid.uuid4())):
+                pytest.fail("the block of a taken name must not run")
+        counting.writes.clear(), counting.reads.clear()
+        saved = repo.add(p)
+    assert len(counting.writes) == 1 and counting.reads == []  # the profile row alone
+    assert repo.get(T1, p.id).etag == saved.etag
+    with pytest.raises(NameConflict):  # a replay of p's create (same id, same name)
+        with repo.reserving(T1, "Held", p.id):
+            pytest.fail("the block of a taken name must not run")
+
+
+def test_a_block_that_fails_before_add_frees_the_name(repo):
+    with pytest.raises(RuntimeError):
+        with repo.reserving(T1, "Abandoned", str(uuid.uuid4())):
+            raise RuntimeError("the secret could not be written")
+    assert not repo.name_exists(T1, "abandoned")
+    repo.add(make(name="Abandoned"))
+
+
 def test_of_concurrent_creates_of_one_name_exactly_one_succeeds(repo):
     from concurrent.futures import ThreadPoolExecutor
 
@@ -223,13 +248,16 @@ class _CountingTransport:
 
                 from azure.core.exceptions import ServiceRequestError
 
-                if request.method != "GET":
+                if request.method == "GET":
+                    self.reads.append(urlsplit(request.url).path)
+                else:
                     self.writes.append(f"{request.method} {urlsplit(request.url).path}")
                     if self.fail_writes:
                         raise ServiceRequestError("injected: connection lost before the request was sent")
                 return super().send(request, **kwargs)
 
         self.writes: list[str] = []
+        self.reads: list[str] = []
         self.fail_writes = False
         self.transport = Transport(use_env_settings=False)
 
