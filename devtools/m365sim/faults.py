@@ -267,10 +267,14 @@ class FaultEngine:
 class Counters:
     def __init__(self):
         self._data: dict[str, dict] = defaultdict(lambda: {"requests": 0, "byStatus": defaultdict(int),
-                                                          "faults": 0})
+                                                          "faults": 0, "byName": defaultdict(int)})
 
-    def hit(self, endpoint: str) -> None:
+    def hit(self, endpoint: str, *, name: str | None = None) -> None:
+        """Count a request; ``name`` (the object a Key Vault operation is on) is counted under
+        ``byName`` too, so a test sharing the simulator can tell its own object's requests."""
         self._data[endpoint]["requests"] += 1
+        if name:
+            self._data[endpoint]["byName"][name] += 1
 
     def status(self, endpoint: str, status: int | str, *, fault: bool = False) -> None:
         entry = self._data[endpoint]
@@ -279,7 +283,8 @@ class Counters:
             entry["faults"] += 1
 
     def snapshot(self) -> dict:
-        return {name: {"requests": e["requests"], "byStatus": dict(e["byStatus"]), "faults": e["faults"]}
+        return {name: {"requests": e["requests"], "byStatus": dict(e["byStatus"]), "faults": e["faults"],
+                       **({"byName": dict(e["byName"])} if e["byName"] else {})}
                 for name, e in sorted(self._data.items())}
 
     def clear(self) -> None:

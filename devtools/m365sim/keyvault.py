@@ -207,7 +207,7 @@ class KeyVaultService:
                             f"The request {request.method} {request.path} is not supported.")
         kind, operation = self.operations[handler]
         counter = f"keyvault.{kind}.{operation}"
-        self.state.counters.hit(counter)
+        self.state.counters.hit(counter, name=groups.get("name"))
         resp = await self._operate(request, handler, groups, vault, host, api, claims, kind, operation)
         self.state.counters.status(counter, resp.status)
         return resp
