@@ -7,15 +7,16 @@ CPU against 2.3 ms per single insert (the multipart request and response through
 package), and creating profiles in bulk (an MSP onboarding thousands) is CPU-bound. A create holds
 the name first (:meth:`TableProfileRepository.reserving`), so a taken name is refused by that insert,
 with no read before it and before any secret or certificate is made. If the profile insert fails,
-the name row is deleted again. If the process stops between the two inserts, the name
-row is left without its profile: such a row, once older than :data:`ORPHAN_AFTER` (far longer than
-a create takes), no longer holds the name; the next create of the name takes the row over
-(conditional on its ETag, so one taker wins). A rename and a delete change several rows at once, so
-they stay one transaction, and a rename never leaves two name rows behind. An update that keeps the name writes the one row without a transaction (a transaction of one
-operation is the same write at about four times the client CPU: the multipart request and
-response), conditional on the ETag (``If-Match``): when this thread read that very version of the
-row (the read-modify-write of a PATCH), it merges just the columns that differ, which leaves the row
-exactly as a full replace would; otherwise it replaces the row. The table ETag is the profile's ETag.
+the name row is deleted again. If the process stops between the two inserts, the name row is left
+without its profile: such a row, once older than :data:`ORPHAN_AFTER` (far longer than a create
+takes), no longer holds the name; the next create of the name takes the row over (conditional on
+its ETag, so one taker wins). A rename and a delete change several rows at once, so they stay one
+transaction, and a rename never leaves two name rows behind. An update that keeps the name writes
+the one row without a transaction (a transaction of one operation is the same write at about four
+times the client CPU: the multipart request and response), conditional on the ETag (``If-Match``):
+when this thread read that very version of the row (the read-modify-write of a PATCH), it merges
+just the columns that differ, which leaves the row exactly as a full replace would; otherwise it
+replaces the row. The table ETag is the profile's ETag.
 """
 from __future__ import annotations
 
@@ -270,8 +271,8 @@ class TableProfileRepository(TableAdapter, ProfileRepository):
             if etag is not None:  # the block failed before add() took the name row over
                 self._release_name(tenant_id, name, etag)
             raise
-        finally:
-            self._reserved.pop(key, None)
+        else:
+            self._reserved.pop(key, None)  # a block that never called add(): nothing is held after it
 
     def _reserve_name(self, tenant_id: str, name: str, profile_id: str) -> str:
         """Insert the profile's name row, or take over one left without its profile; its ETag.
