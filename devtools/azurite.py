@@ -56,8 +56,12 @@ def azurite_binary() -> str:
 
 
 def start(*, ports: tuple[int, int, int] | None = None, location: Path | None = None,
-          log: Path | None = None, timeout: float = 30.0) -> Azurite:
-    """Start Azurite; in memory unless ``location`` is given. Returns when all three ports answer."""
+          log: Path | None = None, timeout: float = 30.0, inspect_port: int | None = None) -> Azurite:
+    """Start Azurite; in memory unless ``location`` is given. Returns when all three ports answer.
+
+    :param inspect_port: open Node's inspector on this port (``devtools.bench.azurite_profile`` takes
+        CPU profiles of Azurite through it).
+    """
     blob, queue, table = ports or (free_port(), free_port(), free_port())
     args = [azurite_binary(), "--blobHost", "127.0.0.1", "--blobPort", str(blob),
             "--queueHost", "127.0.0.1", "--queuePort", str(queue),
@@ -69,7 +73,10 @@ def start(*, ports: tuple[int, int, int] | None = None, location: Path | None = 
         location.mkdir(parents=True, exist_ok=True)
         args += ["--location", str(location)]
     out = open(log, "ab") if log else subprocess.DEVNULL
-    proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    env = None
+    if inspect_port is not None:
+        env = {**os.environ, "NODE_OPTIONS": f"--inspect=127.0.0.1:{inspect_port}"}
+    proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     azurite = Azurite(blob, queue, table, proc)
     deadline = time.monotonic() + timeout
     for port in (blob, queue, table):

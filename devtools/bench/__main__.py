@@ -10,6 +10,7 @@ BENCHMARKS = {
     "profiles_api": "profiles API p50/p95 of create/get/patch next to a raw Table get",
     "validation": "Validation Test upstream requests, Key Vault reads and latency overhead per path",
     "jobs": "batch-check wall time and validations/s against the concurrency bound",
+    "azurite_profile": "Azurite's CPU by function per validation, a small job against a large one (V8 profile)",
     "suite": "every scenario against its target: a table, bench-results.json, exit 1 when one is missed",
 }
 

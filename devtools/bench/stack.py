@@ -20,16 +20,18 @@ KEY = "local-dev-key"
 
 
 @contextlib.contextmanager
-def running_stack(*, queues: dict | None = None, env: dict | None = None, instances: int = 1) -> Iterator[dict]:
+def running_stack(*, queues: dict | None = None, env: dict | None = None, instances: int = 1,
+                  azurite_inspect_port: int | None = None) -> Iterator[dict]:
     """Yield ``{"url", "api", "sim", "azurite", "host", "hosts"}`` with everything started; stop it all after.
 
     :param instances: local host processes on the same storage, like Function App instances after
         scale-out (each polls the queues; ``url`` is the first one's).
+    :param azurite_inspect_port: Azurite with Node's inspector open on this port.
     """
     from devtools.local_host import start_local_host_process
     from devtools.m365sim import DEMO_SCENARIO, Simulator
 
-    store = azurite_launcher.start()
+    store = azurite_launcher.start(inspect_port=azurite_inspect_port)
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     sim = Simulator(DEMO_SCENARIO, port=0, state_dir=tmp / "sim").start()
     host_json = json.loads((ROOT / "host.json").read_text())
