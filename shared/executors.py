@@ -23,7 +23,7 @@ Classes and their sizes (threads per worker process):
 - :data:`HTTP_VALIDATION`: ``validateProfile`` and ``validationTest`` (an admin waits for them);
   ``HTTP_VALIDATION_THREAD_COUNT``, default 16;
 - :data:`QUEUE_VALIDATION`: the ``validation-requests`` worker (batch and scheduled jobs);
-  ``QUEUE_VALIDATION_THREAD_COUNT``, default 24: a message is a work group of up to 8 profiles,
+  ``QUEUE_VALIDATION_THREAD_COUNT``, default 24: a message is a work group of up to 16 profiles,
   each on a thread, and the host keeps up to 12 messages (host.json ``batchSize`` 8 +
   ``newBatchThreshold`` 4) in flight, so two worker processes' 48 threads are always busy with
   another batch of messages in reserve. A 500-profile job therefore never delays an interactive

@@ -18,11 +18,13 @@ WORK_MESSAGE_VERSION = 1
 #: Profile ids per fan-out message (about 13 KB of base64; a queue message holds 64 KB).
 FANOUT_CHUNK = 250
 #: Profiles per work message of a job (a :class:`WorkGroup`), validated at the same time by one
-#: invocation. Each queue message costs a send, a receive, a delete and an invocation (and in Azurite
-#: each queue operation scans every message it holds): one message per 8 profiles instead of one per
-#: profile took a 500-profile job's Azurite CPU from about 20 to 11 ms per validation and the host's
-#: from 28-37 to 27-30 ms (README, "Tests and benchmarks").
-WORK_GROUP = 8
+#: invocation. Each queue message costs a send, a receive, a delete and an invocation, and a group's
+#: final states go in one transaction with the tally (whose fixed cost is most of it): one message
+#: per 8 profiles instead of one per profile took a 500-profile job's Azurite CPU from about 20 to
+#: 11 ms per validation and the host's from 28-37 to 27-30 ms; 16 instead of 8 took the host's from
+#: 38.7 to 36.0 ms (1,500-profile jobs, four alternating pairs, each pair lower; README, "Tests and
+#: benchmarks"). 250 ids per fan-out chunk make 16 groups (the last of 10).
+WORK_GROUP = 16
 #: Items in one atomic write with their tally (an entity-group transaction holds 100 operations).
 ITEMS_PER_WRITE = 99
 

@@ -1,7 +1,7 @@
 """Batch checks and scheduled revalidation over the ``validation-requests`` queue.
 
 Fan-out: a job is created as its row plus one fan-out message per 250 profiles; the worker turns
-each into work groups of 8 profiles (:class:`WorkGroup`), and validates a group's profiles at the
+each into work groups of 16 profiles (:class:`WorkGroup`), and validates a group's profiles at the
 same time, each by the rules of a message of its own (:meth:`JobServices.members`).
 
 Exactness under redelivery: each (job, profile) gets one item row, written final once (an insert
@@ -154,7 +154,7 @@ class JobServices:
                    reason: Reason = Reason.BATCH, profile_ids: list[str] | None = None,
                    spread_seconds: int = 0) -> JobSummary:
         """Create the job row, then enqueue its profiles in fan-out chunks (the worker sends each
-        chunk's profiles in work groups of eight, or one message per profile when spread).
+        chunk's profiles in work groups of sixteen, or one message per profile when spread).
 
         :param profile_ids: the profiles when the caller has selected them already (scheduled runs).
         :param spread_seconds: spread the per-profile messages' visibility evenly over this

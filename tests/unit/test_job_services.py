@@ -414,7 +414,7 @@ def test_chunks_delivered_together_expand_one_at_a_time_and_each_sees_the_last(w
     batch: each must see what the others sent, or all expand into an empty-looking queue."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from shared.domain.jobs import FANOUT_CHUNK, FanoutMessage
+    from shared.domain.jobs import FANOUT_CHUNK, WORK_GROUP, FanoutMessage
     from shared.services.jobs import FANOUT_BACKLOG
 
     jobs, probe, ids = world
@@ -435,5 +435,6 @@ def test_chunks_delivered_together_expand_one_at_a_time_and_each_sees_the_last(w
         results = list(pool.map(lambda c: jobs.process(c.to_json(), dequeue_count=1), chunks))
     expanded = results.count("fannedOut")
     groups = [m for m, _ in jobs.work.sent if not isinstance(m, FanoutMessage)]
-    assert expanded == -(-(FANOUT_BACKLOG + 1) // -(-FANOUT_CHUNK // 8)) and results.count("deferred") == 6 - expanded
-    assert len(groups) <= FANOUT_BACKLOG + -(-FANOUT_CHUNK // 8)
+    per_chunk = -(-FANOUT_CHUNK // WORK_GROUP)
+    assert expanded == -(-(FANOUT_BACKLOG + 1) // per_chunk) and results.count("deferred") == 6 - expanded
+    assert len(groups) <= FANOUT_BACKLOG + per_chunk
