@@ -32,8 +32,10 @@ Storage round trips of one batch validation (worker side; counted by
 4. send the outcome event (only when it is to be published);
 5. the item's final state and this process's :class:`JobTally` in one transaction (the commit
    point). Group commit: final states of one job that arrive while that job's previous transaction
-   is in flight go together in the next one (up to 99), so under load this is a fraction of a
-   round trip per validation.
+   is in flight go together in the next one (up to 99), and the next one's leader first waits up
+   to :data:`COMMIT_LINGER_SECONDS` for the job's other validations running in this process, so
+   under load this is a fraction of a round trip per validation (a 1,500-profile job: 200
+   transactions, 13 of one item, against 244 and 62 without the wait).
 
 At most five, plus the claim (an insert) for a delivery that needs one. The job's existence is
 read once per fan-out chunk (250 profiles), not per validation: every work group of a job comes
@@ -50,8 +52,9 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
+import time
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -82,6 +85,11 @@ CLAIM_MARGIN_SECONDS = 15
 FANOUT_BACKLOG = 2 * -(-FANOUT_CHUNK // WORK_GROUP)  # messages: two chunks' worth of work groups
 #: How long a chunk that found the queue full waits before it looks again.
 FANOUT_DEFER_SECONDS = 5
+#: Group commit: how long a transaction's leader waits for the final states of the job's other
+#: validations running in this process (a work group's finish within milliseconds of each other)
+#: before it writes. Without it, a 1,500-profile job took 244 transactions (2.6 per work group of
+#: 16, 62 of them of one item) for 1,500 items.
+COMMIT_LINGER_SECONDS = 0.05
 #: Delay before a copy that found its item claimed by another worker looks again.
 BUSY_DELAY_SECONDS = 10
 _TRANSIENT = ("THROTTLED", "SERVICE_UNAVAILABLE")
@@ -136,9 +144,11 @@ class JobServices:
     revalidation_spread_seconds: int = 0
     #: This process's tally of each job, written with every item state it counts (see JobTally).
     _tallies: "OrderedDict[str, JobTally]" = field(default_factory=OrderedDict)
-    #: Group commit: item writes waiting per job, and the jobs whose transaction is in flight.
+    #: Group commit: item writes waiting per job, the jobs whose transaction is in flight (or whose
+    #: leader lingers), and the job's validations running in this process.
     _pending: dict = field(default_factory=dict)
     _committing: set = field(default_factory=set)
+    _running: Counter = field(default_factory=Counter)
     _commit: threading.Condition = field(default_factory=threading.Condition)
     #: Fan-out: this process expands one chunk at a time (see "Backpressure" above).
     _fanout: threading.Lock = field(default_factory=threading.Lock)
@@ -240,9 +250,18 @@ class JobServices:
         if msg.job_id is None:
             return self._validate(msg, None, None)
         item = JobItem(msg.job_id, msg.profile_id)
-        if dequeue_count == 1 and not msg.claim and not msg.throttled:
-            return self._validate(msg, item, None)  # the only copy: its final state is an insert
-        return self._claim_and_validate(msg, item)
+        with self._commit:
+            self._running[msg.job_id] += 1
+        try:
+            if dequeue_count == 1 and not msg.claim and not msg.throttled:
+                return self._validate(msg, item, None)  # the only copy: its final state is an insert
+            return self._claim_and_validate(msg, item)
+        finally:
+            with self._commit:
+                self._running[msg.job_id] -= 1
+                if not self._running[msg.job_id]:
+                    del self._running[msg.job_id]
+                self._commit.notify_all()  # a lingering leader stops waiting for this one
 
     def _claim_and_validate(self, msg: WorkMessage, item: JobItem) -> WorkResult:
         """Claim the item (an insert, or an update under an expired claim's ETag), then validate;
@@ -358,12 +377,14 @@ class JobServices:
         job_id = after.job_id
         with self._commit:
             self._pending.setdefault(job_id, []).append(write)
+            self._commit.notify_all()  # a lingering leader counts this one
             while not write.outcome.done() and job_id in self._committing:
                 self._commit.wait()
             if write.outcome.done():
                 return write.outcome.result()
-            batch = self._take(job_id)
             self._committing.add(job_id)
+            self._linger(job_id)
+            batch = self._take(job_id)
             # a tally evicted while its job still runs comes back as a new shard (never overwriting)
             tally = self._tallies.pop(job_id, None) or JobTally(uuid.uuid4().hex[:16])
         try:
@@ -376,6 +397,17 @@ class JobServices:
                 self._committing.discard(job_id)
                 self._commit.notify_all()
         return write.outcome.result()
+
+    def _linger(self, job_id: str) -> None:
+        """Wait (up to :data:`COMMIT_LINGER_SECONDS`) while the job's validations running here
+        outnumber its waiting writes, so that they share this transaction. Called with ``_commit``
+        held by the leader."""
+        deadline = time.monotonic() + COMMIT_LINGER_SECONDS
+        while len(self._pending.get(job_id, ())) < min(self._running[job_id], ITEMS_PER_WRITE):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._commit.wait(remaining)
 
     def _take(self, job_id: str) -> list["_Write"]:
         """Up to :data:`ITEMS_PER_WRITE` waiting writes of the job, one per item (a second write of

@@ -341,6 +341,37 @@ def test_final_states_that_arrive_during_a_commit_go_together_in_the_next(counte
     assert (tally.done, tally.passed, tally.failed, tally.by_message_id) == (12, 8, 4, {"X": 4})
 
 
+def test_a_leader_waits_briefly_for_the_jobs_other_running_validations(counted):
+    """Members of a work group finish a few milliseconds apart: the first to finish waits for the
+    others still running in this process (up to COMMIT_LINGER_SECONDS), so all share one write."""
+    import time
+
+    from shared.services.jobs import COMMIT_LINGER_SECONDS
+
+    jobs, _, _ = counted
+    jobs.create_job(T, Selection(all=True), correlation_id="c")
+    fan_out(jobs)
+    members = [m for m, _ in jobs.work.sent]
+    order = {m.profile_id: n for n, m in enumerate(members)}
+    real_run, started = jobs.runs.run, threading.Barrier(len(members), timeout=5)
+
+    def staggered(profile, **kwargs):  # all run at once; each ends a little after the one before
+        started.wait()
+        outcome = real_run(profile, **kwargs)
+        time.sleep(COMMIT_LINGER_SECONDS / 5 * order[profile.id])
+        return outcome
+
+    jobs.runs.run = staggered
+    threads = [threading.Thread(target=jobs.process, args=(m.to_json(),), kwargs={"dequeue_count": 1})
+               for m in members]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(members) == 3 and jobs.jobs.writes == [3]
+    assert jobs._running == {}  # nothing left counted as running
+
+
 def test_a_stale_write_in_a_group_fails_alone(counted):
     jobs, _, _ = counted
     claimed = JobItem("job-1", "p1")
