@@ -86,8 +86,8 @@ FANOUT_BACKLOG = 2 * -(-FANOUT_CHUNK // WORK_GROUP)  # messages: two chunks' wor
 #: How long a chunk that found the queue full waits before it looks again.
 FANOUT_DEFER_SECONDS = 5
 #: Group commit: how long a transaction's leader waits for the final states of the job's other
-#: validations running in this process (a work group's finish within milliseconds of each other)
-#: before it writes. Without it, a 1,500-profile job took 244 transactions (2.6 per work group of
+#: validations running in this process (a work group's members start together but end apart, as
+#: they queue for the CPU) before it writes. Without it, a 1,500-profile job took 244 transactions (2.6 per work group of
 #: 16, 62 of them of one item) for 1,500 items.
 COMMIT_LINGER_SECONDS = 0.05
 #: Delay before a copy that found its item claimed by another worker looks again.

@@ -344,9 +344,7 @@ def test_final_states_that_arrive_during_a_commit_go_together_in_the_next(counte
 def test_a_leader_waits_briefly_for_the_jobs_other_running_validations(counted):
     """Members of a work group finish a few milliseconds apart: the first to finish waits for the
     others still running in this process (up to COMMIT_LINGER_SECONDS), so all share one write."""
-    import time
-
-    from shared.services.jobs import COMMIT_LINGER_SECONDS
+    from tests.waiting import wait_until
 
     jobs, _, _ = counted
     jobs.create_job(T, Selection(all=True), correlation_id="c")
@@ -355,10 +353,13 @@ def test_a_leader_waits_briefly_for_the_jobs_other_running_validations(counted):
     order = {m.profile_id: n for n, m in enumerate(members)}
     real_run, started = jobs.runs.run, threading.Barrier(len(members), timeout=5)
 
-    def staggered(profile, **kwargs):  # all run at once; each ends a little after the one before
+    def ended(job_id):  # final states written or waiting for a write
+        return sum(jobs.jobs.writes) + len(jobs._pending.get(job_id, ()))
+
+    def staggered(profile, **kwargs):  # all run at once; each ends once the one before has ended
         started.wait()
         outcome = real_run(profile, **kwargs)
-        time.sleep(COMMIT_LINGER_SECONDS / 5 * order[profile.id])
+        wait_until(lambda: ended(members[0].job_id) >= order[profile.id], timeout=5, interval=0.001)
         return outcome
 
     jobs.runs.run = staggered
